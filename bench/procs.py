@@ -1,0 +1,165 @@
+"""Child processes for the benchmark: start, pin, wait until healthy, measure from /proc, clean up.
+
+Every child is started in its own session (process group) so that a Ctrl-C at the terminal reaches
+only the harness, which then ends each child it started by its own group id (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(p) for p in task.read_text().split()]
+    return found
+
+
+def process_tree(pid: int) -> list[int]:
+    """The pid and all its live descendants (for servers that fork workers)."""
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo += _children(current)
+    return tree
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process tree so far, in seconds (0 for processes that are gone)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            stat = Path(f"/proc/{member}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # fields 14 and 15 of proc(5)
+    return total / CLOCK_TICKS
+
+
+def rss_kib(pid: int) -> int:
+    """Summed VmRSS of a process tree, in KiB."""
+    total = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+@dataclass
+class Child:
+    """A started server process and where it logs."""
+
+    name: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+
+@dataclass
+class Supervisor:
+    """Starts children and guarantees they are ended (call :meth:`stop_all` in a ``finally``)."""
+
+    workdir: Path
+    pin: bool = True
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], port: int, cpu: int | None, env: dict[str, str] | None = None) -> Child:
+        """Start ``argv`` in its own process group, pinned to ``cpu`` when pinning is on."""
+        if self.pin and cpu is not None and shutil.which("taskset"):
+            argv = ["taskset", "-c", str(cpu), *argv]
+        log = self.workdir / f"{name}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,
+            )
+        child = Child(name, proc, log, port)
+        self.children.append(child)
+        return child
+
+    def stop(self, child: Child, grace: float = 3.0) -> None:
+        """End one child's process group: SIGTERM, then SIGKILL after ``grace`` seconds."""
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+            if child.proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.proc.wait(wait)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.proc.pid, signal.SIGKILL)  # stragglers left in the group
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            self.stop(child)
+        self.children.clear()
+
+
+def wait_healthy(child: Child, url: str, timeout: float) -> str | None:
+    """Poll ``url`` until it answers 200; None when healthy, else the reason it is not."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not child.alive():
+            return f"{child.name} exited with code {child.proc.returncode}"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as resp:
+                if resp.status == 200:
+                    return None
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except (OSError, ValueError) as exc:
+            last = type(exc).__name__
+        time.sleep(0.05)
+    return f"{child.name} not healthy at {url} after {timeout:g} s ({last})"
+
+
+def pin_self(cpu: int) -> bool:
+    """Pin the harness (and what it spawns without taskset: wrk, fakes) to one CPU."""
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except (AttributeError, OSError):
+        return False
+    return True

@@ -1,0 +1,383 @@
+"""polyroute benchmark: the gateway against the bare Python pass-through floor and the direct upstream.
+
+Usage: ``.venv/bin/python bench/run.py [--quick] [--out bench/results] [--no-gateway] [--no-pin]``.
+
+Starts a fast fake OpenAI upstream (plus one with a fixed 20 ms delay), the pass-through floor
+(``bench/passthrough.py``) and ``polyroute serve``, then measures with wrk: added latency at one
+connection in interleaved rounds, throughput at 16 and 64 connections, CPU-ms per request and RSS
+from /proc, a 20 ms-upstream concurrency sweep, and a streaming check. Prints a Markdown report with
+PASS/MISS per target and writes ``<out>/<date>-<host>.json`` and ``<out>/latest.md``. All children
+are ended on exit, Ctrl-C or error. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loadgen
+import procs
+import report
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+PY = sys.executable
+HARNESS_CPU, SERVER_CPU = 0, 1
+MESSAGES = [
+    {"role": "system", "content": "You are a concise assistant. Answer in plain prose."},
+    {
+        "role": "user",
+        "content": "Summarise the benefits of HTTP connection pooling for an API gateway in two sentences.",
+    },
+]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Durations (seconds) and sizes of each phase."""
+
+    warmup: float
+    latency_rounds: int
+    latency_s: float
+    throughput_s: float
+    delay_conns: tuple[int, ...]
+    delay_s: float
+    stream_rounds: int
+    budget_s: int
+
+
+QUICK = Plan(1, 3, 3, 3, (64, 256), 3, 100, 120)
+FULL = Plan(3, 5, 8, 10, (16, 64, 256), 6, 400, 360)
+
+
+@dataclass
+class Rig:
+    """The processes under test and the wrk scripts to hit them."""
+
+    sup: procs.Supervisor
+    fake: procs.Child
+    targets: dict[str, procs.Child] = field(default_factory=dict)
+    scripts: dict[str, Path] = field(default_factory=dict)
+    slow_scripts: dict[str, Path] = field(default_factory=dict)
+    slow_targets: dict[str, procs.Child] = field(default_factory=dict)
+    gateway_status: str = "not started"
+    key: str = ""
+
+
+def chat_body(model: str, stream: bool = False) -> bytes:
+    doc: dict[str, Any] = {"model": model, "messages": MESSAGES, "max_tokens": 64, "temperature": 0.2}
+    if stream:
+        doc |= {"stream": True, "stream_options": {"include_usage": True}}
+    return json.dumps(doc).encode()
+
+
+def url_of(child: procs.Child, path: str = "/v1/chat/completions") -> str:
+    return f"http://127.0.0.1:{child.port}{path}"
+
+
+# ---------------------------------------------------------------- starting things
+
+
+def start_fakes_and_passthroughs(rig: Rig, slow: procs.Child) -> None:
+    for name, upstream in (("passthrough", rig.fake), ("passthrough-20ms", slow)):
+        port = procs.free_port()
+        argv = [PY, str(BENCH / "passthrough.py"), "--upstream", url_of(upstream, ""), "--port", str(port)]
+        child = rig.sup.start(name, argv, port, SERVER_CPU)
+        if reason := procs.wait_healthy(child, url_of(child, "/health"), 10):
+            raise RuntimeError(f"{reason}\n{child.log_tail()}")
+        (rig.targets if name == "passthrough" else rig.slow_targets)["passthrough"] = child
+
+
+def start_fake(sup: procs.Supervisor, name: str, delay_ms: float) -> procs.Child:
+    port = procs.free_port()
+    argv = [PY, str(BENCH / "fake_upstream.py"), "--port", str(port), "--delay-ms", f"{delay_ms:g}"]
+    argv += ["--chunk-delay-ms", "1", "--chunks", "20"]
+    child = sup.start(name, argv, port, HARNESS_CPU)
+    if reason := procs.wait_healthy(child, url_of(child, "/health"), 10):
+        raise RuntimeError(f"{reason}\n{child.log_tail()}")
+    return child
+
+
+def gateway_config(path: Path, fake: procs.Child, slow: procs.Child) -> Path:
+    lines = ["providers:"]
+    for name, child in (("fake", fake), ("slow", slow)):
+        lines += [
+            f"  - name: {name}",
+            "    format: openai",
+            f"    base_url: http://127.0.0.1:{child.port}/v1",
+            "    api_key: sk-bench",
+            "    models: [bench-model]",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def start_gateway(rig: Rig, slow: procs.Child, workdir: Path) -> None:
+    exe = REPO / ".venv" / "bin" / "polyroute"
+    if not exe.exists():
+        rig.gateway_status = f"skipped: {exe.relative_to(REPO)} not installed"
+        return
+    data_dir = workdir / "gateway-data"
+    data_dir.mkdir()
+    config = gateway_config(workdir / "gateway.yaml", rig.fake, slow)
+    port = procs.free_port()
+    env = {"POLYROUTE_ADMIN_KEY": rig.key, "POLYROUTE_DATA_DIR": str(data_dir), "POLYROUTE_WORKERS": "1"}
+    argv = [str(exe), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    child = rig.sup.start("gateway", argv, port, SERVER_CPU, env)
+    started = time.monotonic()
+    if reason := procs.wait_healthy(child, url_of(child, "/health"), 15):
+        rig.gateway_status = f"skipped: {reason}; log tail: {child.log_tail(5)!r}"
+        rig.sup.stop(child)
+        return
+    rig.gateway_status = f"ok (healthy after {time.monotonic() - started:.1f} s)"
+    if reason := smoke_gateway(child, rig.key):
+        rig.gateway_status = f"skipped: {reason}"
+        rig.sup.stop(child)
+        return
+    rig.targets["gateway"] = child
+    rig.slow_targets["gateway"] = child
+
+
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def smoke_gateway(child: procs.Child, key: str) -> str | None:
+    """Check that the gateway answers a real completion and refuses a request without the key."""
+    body = chat_body("fake/bench-model")
+    status, data = _post(url_of(child), body, {"Content-Type": "application/json"})
+    if status != 401:
+        return f"a request without the admin key got HTTP {status}, expected 401 (auth not on?)"
+    try:
+        status, data = _post(url_of(child), body, headers_for(key))
+        doc = json.loads(data)
+    except (OSError, ValueError) as exc:
+        return f"smoke request failed: {exc!r}"
+    if status != 200 or not doc.get("choices") or "usage" not in doc:
+        return f"smoke request got HTTP {status}: {data[:300]!r}"
+    return None
+
+
+def headers_for(key: str) -> dict[str, str]:
+    return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+
+
+def write_scripts(rig: Rig, workdir: Path) -> None:
+    models = {"direct": "bench-model", "passthrough": "bench-model", "gateway": "fake/bench-model"}
+    for name in rig.targets | {"direct": rig.fake}:
+        key = rig.key if name == "gateway" else "sk-bench"
+        rig.scripts[name] = loadgen.write_script(workdir / f"{name}.lua", chat_body(models[name]), headers_for(key))
+        slow_model = "slow/bench-model" if name == "gateway" else "bench-model"
+        path = workdir / f"{name}-20ms.lua"
+        rig.slow_scripts[name] = loadgen.write_script(path, chat_body(slow_model), headers_for(key))
+
+
+# ---------------------------------------------------------------- measuring
+
+
+def order(rig: Rig) -> list[str]:
+    return ["direct", *[n for n in ("passthrough", "gateway") if n in rig.targets]]
+
+
+def hit(rig: Rig, name: str, conns: int, seconds: float, slow: procs.Child | None = None) -> dict[str, Any]:
+    """One wrk run against a target; CPU of the target and the fake are watched."""
+    fake = slow or rig.fake
+    targets = rig.slow_targets if slow else rig.targets
+    child = fake if name == "direct" else targets[name]
+    watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {})
+    scripts = rig.slow_scripts if slow else rig.scripts
+    res = loadgen.run_wrk(url_of(child), scripts[name], conns, seconds, watch, procs.cpu_seconds)
+    out = res.to_dict()
+    out["cpu_ms_per_req"] = res.cpu_ms_per_request(name)
+    out["fake_cpu_share"] = res.cpu_share("fake")
+    if name != "direct":
+        out["target_cpu_share"] = res.cpu_share(name)
+    return out
+
+
+def measure_latency(rig: Rig, plan: Plan) -> dict[str, Any]:
+    rounds: list[dict[str, Any]] = []
+    for i in range(plan.latency_rounds):
+        this: dict[str, Any] = {}
+        for name in order(rig):
+            this[name] = hit(rig, name, 1, plan.latency_s)
+        rounds.append(this)
+        print(f"  round {i + 1}: " + ", ".join(f"{n} p50 {r['p50_us']:.0f} µs" for n, r in this.items()), flush=True)
+    return {"rounds": rounds, "summary": report.summarize_latency(rounds, order(rig))}
+
+
+def measure_throughput(rig: Rig, plan: Plan) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for conns in (16, 64):
+        out[str(conns)] = {name: hit(rig, name, conns, plan.throughput_s) for name in order(rig)}
+        print(f"  {conns} conns: " + ", ".join(f"{n} {r['rps']:.0f} req/s" for n, r in out[str(conns)].items()))
+    return out
+
+
+def measure_delay(rig: Rig, plan: Plan, slow: procs.Child) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for conns in plan.delay_conns:
+        out[str(conns)] = {name: hit(rig, name, conns, plan.delay_s, slow) for name in order(rig)}
+        print(
+            f"  20 ms upstream, {conns} conns: " + ", ".join(f"{n} {r['rps']:.0f}" for n, r in out[str(conns)].items())
+        )
+    return out
+
+
+def measure_stream(rig: Rig, plan: Plan) -> dict[str, Any]:
+    models = {"direct": "bench-model", "passthrough": "bench-model", "gateway": "fake/bench-model"}
+    targets = []
+    for name in order(rig):
+        child = rig.fake if name == "direct" else rig.targets[name]
+        key = rig.key if name == "gateway" else "sk-bench"
+        targets.append(loadgen.Target(name, url_of(child), chat_body(models[name], stream=True), headers_for(key)))
+    return loadgen.stream_check(targets, plan.stream_rounds)
+
+
+def rss_all(rig: Rig) -> dict[str, int]:
+    return {name: procs.rss_kib(child.pid) for name, child in rig.targets.items()}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def rig_info(pinned: bool) -> dict[str, Any]:
+    cpus = os.cpu_count() or 1
+    pin = (
+        f"harness, wrk and fakes on CPU {HARNESS_CPU}; pass-through and gateway on CPU {SERVER_CPU} (taskset)"
+        if pinned
+        else "no pinning"
+    )
+    summary = f"{cpus} CPUs, Linux {platform.release()}, Python {platform.python_version()}, {loadgen.wrk_version()}"
+    return {
+        "cpus": cpus,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "pinning": pin,
+        "wrk": loadgen.wrk_version(),
+        "summary": f"{summary}; {pin}",
+    }
+
+
+def run_phases(rig: Rig, plan: Plan, slow: procs.Child, results: dict[str, Any]) -> None:
+    rss_start = rss_all(rig)
+    print("warm-up", flush=True)
+    for name in order(rig):
+        hit(rig, name, 16, plan.warmup)
+    print("latency at 1 connection (interleaved rounds)", flush=True)
+    results["latency_c1"] = measure_latency(rig, plan)
+    print("throughput", flush=True)
+    results["throughput"] = measure_throughput(rig, plan)
+    print("20 ms upstream sweep", flush=True)
+    results["delay20"] = measure_delay(rig, plan, slow)
+    print("streaming check", flush=True)
+    results["stream"] = measure_stream(rig, plan)
+    after = rss_all(rig)
+    results["rss_kib"] = {name: {"start": rss_start[name], "after": after[name]} for name in rss_start}
+
+
+def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pinned: bool) -> dict[str, Any]:
+    plan = QUICK if args.quick else FULL
+    results: dict[str, Any] = {
+        "date": datetime.date.today().isoformat(),
+        "host": socket.gethostname(),
+        "mode": "quick" if args.quick else "full",
+        "plan": plan.__dict__,
+        "rig": rig_info(pinned),
+    }
+    fake = start_fake(sup, "fake", 0)
+    slow = start_fake(sup, "fake-20ms", 20)
+    rig = Rig(sup, fake, key="pr-bench-" + secrets.token_hex(16))
+    start_fakes_and_passthroughs(rig, slow)
+    if args.no_gateway:
+        rig.gateway_status = "skipped: --no-gateway"
+    else:
+        start_gateway(rig, slow, workdir)
+    print(f"gateway: {rig.gateway_status}", flush=True)
+    status = "ok" if "gateway" in rig.targets else rig.gateway_status
+    results["gateway"] = {"status": status, "detail": rig.gateway_status}
+    write_scripts(rig, workdir)
+    run_phases(rig, plan, slow, results)
+    results["checks"] = report.evaluate(results)
+    results["notes"] = notes(results)
+    return results
+
+
+def notes(results: dict[str, Any]) -> list[str]:
+    out = ["Absolute times on a shared VM drift ±25–35% between runs; compare ratios from one run."]
+    thr = results["throughput"]
+    fake_share = max((r.get("fake_cpu_share") or 0) for per in thr.values() for r in per.values())
+    out.append(f"Busiest fake upstream used {fake_share:.0%} of a core (shares CPU {HARNESS_CPU} with wrk).")
+    out.append("direct req/s is wrk and the fake sharing one core: a rig ceiling, not a target.")
+    return out
+
+
+def _raise_exit(signum: int, _frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
+def _watchdog(_signum: int, _frame: object) -> None:
+    raise TimeoutError("time budget exceeded")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="polyroute benchmark (see bench/README.md)")
+    parser.add_argument("--quick", action="store_true", help="short phases (≤ 2 minutes)")
+    parser.add_argument("--out", type=Path, default=BENCH / "results", help="where to write JSON and latest.md")
+    parser.add_argument("--no-gateway", action="store_true", help="measure only direct and pass-through")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if loadgen.require_wrk() is None:
+        print("wrk is not installed. Install it with:  sudo apt-get update && sudo apt-get install -y wrk")
+        return 2
+    pinned = not args.no_pin and (os.cpu_count() or 1) >= 2 and procs.pin_self(HARNESS_CPU)
+    signal.signal(signal.SIGTERM, _raise_exit)
+    signal.signal(signal.SIGALRM, _watchdog)
+    signal.alarm((QUICK if args.quick else FULL).budget_s)
+    with tempfile.TemporaryDirectory(prefix="polyroute-bench-") as tmp:
+        sup = procs.Supervisor(Path(tmp), pin=pinned)
+        try:
+            results = benchmark(args, Path(tmp), sup, pinned)
+        except (RuntimeError, TimeoutError) as exc:
+            print(f"benchmark failed: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("interrupted; children stopped", file=sys.stderr)
+            return 130
+        finally:
+            signal.alarm(0)
+            sup.stop_all()
+    json_path, md_path = report.write(results, args.out)
+    print()
+    print(report.markdown(results))
+    print(f"wrote {json_path} and {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

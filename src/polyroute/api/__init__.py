@@ -1,0 +1,1 @@
+"""The HTTP surface, kept thin: parse, route, relay or render."""

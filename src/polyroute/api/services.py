@@ -1,0 +1,19 @@
+"""What the HTTP handlers are given: built once by ``app.py`` and passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from polyroute.routing.table import LiveRoutingTable
+from polyroute.storage.base import RequestLog
+from polyroute.upstream.client import UpstreamClient
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Services:
+    """The gateway's collaborators, shared by every handler of one worker."""
+
+    routing: LiveRoutingTable
+    upstream: UpstreamClient
+    request_log: RequestLog
+    max_body_bytes: int

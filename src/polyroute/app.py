@@ -1,0 +1,171 @@
+"""The composition root: builds every object from settings and the routing file, and wires the routes.
+
+Middleware order, outermost first (Starlette adds ServerErrorMiddleware outside and
+ExceptionMiddleware inside this list):
+1. RequestIdMiddleware: every response, errors included, carries ``x-request-id``.
+2. AuthenticationMiddleware: no key, no entry (except ``/health`` and ``/ready``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from polyroute import settings as settings_module
+from polyroute.api.health import Readiness, health
+from polyroute.api.models import ModelListing
+from polyroute.api.openai import ChatCompletionsEndpoint
+from polyroute.api.responses import gateway_error_handler, http_exception_handler, unexpected_error_handler
+from polyroute.api.services import Services
+from polyroute.errors import ConfigError, GatewayError
+from polyroute.middleware.authentication import AuthenticationMiddleware, hash_key
+from polyroute.middleware.request_id import RequestIdMiddleware
+from polyroute.observability.logging import configure_logging
+from polyroute.routing.config import RoutingConfig, load_routing_config
+from polyroute.routing.discovery import DiscoveryOptions, ModelDiscovery, initial_table
+from polyroute.routing.table import LiveRoutingTable
+from polyroute.settings import Settings
+from polyroute.storage.batch import BatchingRequestLog
+from polyroute.storage.migrate import upgrade
+from polyroute.storage.sql import SqlRequestLogSink, create_engine, ping
+from polyroute.upstream.client import Timeouts, UpstreamClient
+
+logger = logging.getLogger(__name__)
+
+PUBLIC_PATHS = ("/health", "/ready")
+
+
+def load_routing(settings: Settings, environ: Mapping[str, str]) -> RoutingConfig | None:
+    """The routing file named by settings, or None for zero-config mode.
+
+    Raises:
+        ConfigError: the file is missing or invalid.
+    """
+    path = settings.config_path
+    if path is None:
+        return None
+    if not path.is_file():
+        raise ConfigError([f"{path}: no such file"])
+    return load_routing_config(path, environ)
+
+
+def secrets_of(settings: Settings, routing: RoutingConfig | None) -> list[str]:
+    """Every secret the process knows, for log redaction."""
+    found = [settings.admin_key.get_secret_value()] if settings.admin_key else []
+    for provider in routing.providers if routing else ():
+        found.extend(provider.credentials)
+    return found
+
+
+def create_app(
+    settings: Settings,
+    routing: RoutingConfig | None,
+    environ: Mapping[str, str],
+    *,
+    run_migrations: bool = True,
+) -> Starlette:
+    """Build the ASGI application.
+
+    Raises:
+        ConfigError: the settings are unsafe (no admin key on a non-loopback listener).
+    """
+    if settings.admin_key is None and not settings.is_loopback:
+        raise ConfigError(
+            [
+                f"POLYROUTE_ADMIN_KEY is not set and the server would listen on {settings.host}: "
+                "set a key, or listen on 127.0.0.1"
+            ]
+        )
+    timeouts = Timeouts(
+        connect_s=settings.connect_timeout_s,
+        first_byte_s=settings.first_byte_timeout_s,
+        stream_idle_s=settings.stream_idle_timeout_s,
+        total_s=settings.request_timeout_s,
+    )
+    live = LiveRoutingTable(initial_table(routing, environ, timeouts=timeouts, include_keyless=settings.pollinations))
+    upstream = UpstreamClient(connect_timeout_s=settings.connect_timeout_s)
+    database_url = settings.resolved_database_url
+    engine = create_engine(database_url)
+    request_log = BatchingRequestLog(SqlRequestLogSink(engine), interval_s=settings.log_flush_interval_s)
+    discovery = ModelDiscovery(
+        live,
+        upstream,
+        DiscoveryOptions(
+            timeouts=timeouts,
+            startup_wait_s=settings.discovery_timeout_s,
+            interval_s=settings.rediscover_interval_s,
+            ollama_url=settings.ollama_url if routing is None else None,
+        ),
+    )
+    services = Services(routing=live, upstream=upstream, request_log=request_log, max_body_bytes=settings.max_body_bytes)
+    listing = ModelListing(live, created=int(time.time()))
+
+    async def storage_ok() -> bool:
+        return await ping(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if run_migrations:
+            await upgrade(database_url)
+        await upstream.start()
+        await request_log.start()
+        await discovery.start()
+        if settings.admin_key is None:
+            logger.warning(
+                "POLYROUTE_ADMIN_KEY is not set: accepting unauthenticated requests, "
+                "because the server listens on loopback (%s) only",
+                settings.host,
+            )
+        try:
+            yield
+        finally:
+            await discovery.aclose()
+            await request_log.aclose()
+            await upstream.aclose()
+            await engine.dispose()
+
+    routes = [
+        Route("/v1/chat/completions", ChatCompletionsEndpoint(services), methods=["POST"]),
+        Route("/v1/providers/{provider}/chat/completions", ChatCompletionsEndpoint(services, pinned=True), methods=["POST"]),
+        Route("/v1/models", listing.list_models, methods=["GET"]),
+        Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", listing.get_model, methods=["GET"]),
+        Route("/v1/providers", listing.list_providers, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", Readiness(live, storage_ok).check, methods=["GET"]),
+    ]
+    middleware = [
+        Middleware(RequestIdMiddleware),
+        Middleware(
+            AuthenticationMiddleware,
+            key_hashes=[hash_key(settings.admin_key.get_secret_value())] if settings.admin_key else [],
+            public_paths=PUBLIC_PATHS,
+            open_access=settings.admin_key is None,
+        ),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={
+            GatewayError: gateway_error_handler,
+            HTTPException: http_exception_handler,
+            Exception: unexpected_error_handler,
+        },
+    )
+
+
+def app_from_environment() -> Starlette:
+    """Factory for worker processes: everything from ``POLYROUTE_*``; migrations already ran in the parent."""
+    settings = Settings()
+    environ = settings_module.environment()
+    routing = load_routing(settings, environ)
+    configure_logging(settings.log_level, secrets_of(settings, routing))
+    return create_app(settings, routing, environ, run_migrations=False)

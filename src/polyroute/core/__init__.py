@@ -1,0 +1,1 @@
+"""The canonical form: pure values every wire format translates to and from."""

@@ -1,0 +1,1 @@
+"""Pure ASGI middleware, one class per module; the order is declared once, in ``app.py``."""

@@ -1,0 +1,166 @@
+"""Building the routing table at start, and keeping model lists fresh in the background.
+
+Start-up never waits on the network for longer than a short timeout: providers whose list has not
+arrived by then stay ``pending`` (or ``unreachable``) and are asked again every interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from polyroute.errors import UpstreamError
+from polyroute.routing.catalog import zero_config_providers
+from polyroute.routing.config import ProviderConfig, RoutingConfig
+from polyroute.routing.table import LiveRoutingTable, ProviderState, RoutingTable, configured_models
+from polyroute.upstream.client import Timeouts, UpstreamClient, UpstreamTarget
+from polyroute.wire import WireFormat
+
+logger = logging.getLogger(__name__)
+
+OLLAMA_PROVIDER = "ollama"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DiscoveryOptions:
+    """What discovery needs to know from settings."""
+
+    timeouts: Timeouts
+    list_timeout_s: float = 5.0
+    startup_wait_s: float = 1.0
+    interval_s: float = 60.0
+    ollama_url: str | None = None
+    """Probe a local Ollama here (zero-config mode only); None disables the probe."""
+
+
+def make_target(config: ProviderConfig, timeouts: Timeouts) -> UpstreamTarget:
+    """The upstream layer's view of a configured provider."""
+    if config.timeout_s is not None:
+        timeouts = Timeouts(
+            connect_s=timeouts.connect_s,
+            first_byte_s=min(timeouts.first_byte_s, config.timeout_s),
+            stream_idle_s=min(timeouts.stream_idle_s, config.timeout_s),
+            total_s=config.timeout_s,
+        )
+    return UpstreamTarget(
+        name=config.name,
+        wire_format=config.format,
+        base_url=config.base_url,
+        credentials=config.credentials,
+        headers=config.headers,
+        timeouts=timeouts,
+        models_url=config.models_url,
+    )
+
+
+def initial_table(
+    config: RoutingConfig | None, environ: Mapping[str, str], *, timeouts: Timeouts, include_keyless: bool
+) -> RoutingTable:
+    """The table before any model list has been fetched: from the file, or from the catalog."""
+    if config is not None:
+        sources: Sequence[tuple[ProviderConfig, str]] = [(p, "config file") for p in config.providers]
+        aliases: Mapping[str, str] = config.aliases
+    else:
+        sources, aliases = zero_config_providers(environ, include_keyless=include_keyless), {}
+    states = []
+    for provider, source in sources:
+        models = configured_models(provider)
+        states.append(
+            ProviderState(
+                config=provider,
+                target=make_target(provider, timeouts),
+                source=source,
+                models=models,
+                status="configured" if models is not None else "pending",
+            )
+        )
+    return RoutingTable(states, aliases)
+
+
+class ModelDiscovery:
+    """Fetches model lists for providers that did not list theirs, and probes for a local Ollama."""
+
+    def __init__(self, live: LiveRoutingTable, client: UpstreamClient, options: DiscoveryOptions) -> None:
+        self._live = live
+        self._client = client
+        self._options = options
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Run one round, waiting at most ``startup_wait_s``; later rounds run in the background."""
+        first = asyncio.ensure_future(self._round())
+        done, _ = await asyncio.wait({first}, timeout=self._options.startup_wait_s)
+        if not done:
+            logger.info("model lists still loading after %.1fs; serving meanwhile", self._options.startup_wait_s)
+        self._task = asyncio.create_task(self._loop(first))
+
+    async def aclose(self) -> None:
+        """Stop background discovery."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _loop(self, first: asyncio.Future[None]) -> None:
+        try:
+            await first
+            while True:
+                await asyncio.sleep(self._options.interval_s)
+                if self._needs_round():
+                    await self._round()
+        except asyncio.CancelledError:
+            first.cancel()
+            raise
+
+    def _needs_round(self) -> bool:
+        table = self._live.current
+        missing_ollama = self._options.ollama_url is not None and table.provider(OLLAMA_PROVIDER) is None
+        return missing_ollama or any(p.status in ("pending", "unreachable") for p in table.providers)
+
+    async def _round(self) -> None:
+        table = self._live.current
+        jobs = [self._refresh(p) for p in table.providers if p.status in ("pending", "unreachable")]
+        if self._options.ollama_url is not None and table.provider(OLLAMA_PROVIDER) is None:
+            jobs.append(self._probe_ollama(self._options.ollama_url))
+        await asyncio.gather(*jobs)
+
+    async def _refresh(self, state: ProviderState) -> None:
+        try:
+            ids = await self._client.list_models(state.target, timeout_s=self._options.list_timeout_s)
+        except UpstreamError as exc:
+            if state.status != "unreachable":
+                logger.warning("provider %s: model list unavailable (%s); will retry", state.name, exc)
+            self._swap(state.unreachable(str(exc)))
+            return
+        logger.info("provider %s: %d models", state.name, len(ids))
+        self._swap(state.with_models(ids))
+
+    async def _probe_ollama(self, url: str) -> None:
+        config = ProviderConfig(name=OLLAMA_PROVIDER, format=WireFormat.OPENAI, base_url=f"{url.rstrip('/')}/v1")
+        probe = UpstreamTarget(
+            name=OLLAMA_PROVIDER,
+            wire_format=WireFormat.OLLAMA,
+            base_url=url,
+            credentials=(),
+            headers={},
+            timeouts=self._options.timeouts,
+        )
+        try:
+            ids = await self._client.list_models(probe, timeout_s=min(1.0, self._options.list_timeout_s))
+        except UpstreamError:
+            return
+        state = ProviderState(
+            config=config,
+            target=make_target(config, self._options.timeouts),
+            source=f"local Ollama server answered at {url}",
+            models=None,
+            status="pending",
+        )
+        logger.info("found a local Ollama at %s with %d models", url, len(ids))
+        self._swap(state.with_models(ids))
+
+    def _swap(self, state: ProviderState) -> None:
+        self._live.current = self._live.current.replace_provider(state)

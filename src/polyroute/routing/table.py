@@ -1,0 +1,196 @@
+"""RoutingTable: resolves a requested model name to a deployment (provider + upstream model).
+
+A table is immutable; discovery and admin edits build a new one and swap it in ``LiveRoutingTable``.
+Resolution order: an alias, then ``provider/model`` for a known provider, then a bare model id
+that some provider lists (the first in config order wins).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from polyroute.errors import InvalidRequestError, ModelNotFoundError
+from polyroute.routing.catalog import guess_model_type
+from polyroute.routing.config import ModelType, ProviderConfig
+from polyroute.upstream.client import UpstreamTarget
+
+_MAX_CACHED_DEPLOYMENTS = 10_000
+
+DiscoveryStatus = Literal["configured", "ok", "pending", "unreachable"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelInfo:
+    """A model one provider serves."""
+
+    id: str
+    """The upstream's own id."""
+    provider: str
+    type: ModelType
+
+    @property
+    def qualified_id(self) -> str:
+        """``provider/model``, the name that always routes here."""
+        return f"{self.provider}/{self.id}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderState:
+    """A registered provider: its config, how to reach it, what it serves, and why it is here."""
+
+    config: ProviderConfig
+    target: UpstreamTarget
+    source: str
+    """Why it was registered: ``config file``, an environment variable, a local server found, a default."""
+    models: tuple[ModelInfo, ...] | None
+    """None while the list is unknown (discovery pending or failed); such a provider still routes."""
+    status: DiscoveryStatus
+    detail: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The provider's name, the prefix of its models."""
+        return self.config.name
+
+    def with_models(self, ids: Iterable[str]) -> ProviderState:
+        """The same provider with a freshly listed set of models."""
+        models = tuple(ModelInfo(id=i, provider=self.name, type=guess_model_type(i)) for i in dict.fromkeys(ids))
+        return dataclasses.replace(self, models=models, status="ok", detail=None)
+
+    def unreachable(self, detail: str) -> ProviderState:
+        """The same provider, marked as not answering its model list."""
+        return dataclasses.replace(self, status="unreachable", detail=detail)
+
+
+def configured_models(config: ProviderConfig) -> tuple[ModelInfo, ...] | None:
+    """The models a provider's config lists, with their types; None when it lists none."""
+    if config.models is None:
+        return None
+    return tuple(
+        ModelInfo(id=m.id, provider=config.name, type=m.type or guess_model_type(m.id)) for m in config.models
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """Where one request goes: a provider's target and the upstream model id."""
+
+    provider: str
+    model: str
+    target: UpstreamTarget
+
+    @property
+    def label(self) -> str:
+        """``provider/model``."""
+        return f"{self.provider}/{self.model}"
+
+
+class RoutingTable:
+    """Immutable name → deployment resolution over the registered providers."""
+
+    def __init__(self, providers: Sequence[ProviderState], aliases: Mapping[str, str]) -> None:
+        self.providers = tuple(providers)
+        self.aliases = dict(aliases)
+        self._by_name = {p.name: p for p in self.providers}
+        self._deployments: dict[tuple[str, str], Deployment] = {}
+        self._bare: dict[str, Deployment] = {}
+        for provider in self.providers:
+            for model in provider.models or ():
+                self._bare.setdefault(model.id, self._deployment(provider, model.id))
+        self._alias_targets = {
+            alias: self._deployment(self._by_name[p], m)
+            for alias, (p, _, m) in ((a, t.partition("/")) for a, t in self.aliases.items())
+            if p in self._by_name
+        }
+
+    def provider(self, name: str) -> ProviderState | None:
+        """A registered provider by name."""
+        return self._by_name.get(name)
+
+    def replace_provider(self, state: ProviderState) -> RoutingTable:
+        """A new table with one provider's state replaced (or added at the end)."""
+        providers = [state if p.name == state.name else p for p in self.providers]
+        if state.name not in self._by_name:
+            providers.append(state)
+        return RoutingTable(providers, self.aliases)
+
+    def models(self) -> list[ModelInfo]:
+        """Every known model, in config order."""
+        return [m for p in self.providers for m in p.models or ()]
+
+    def resolve(self, name: str, *, provider: str | None = None) -> Deployment:
+        """The deployment for a requested model name, optionally pinned to one provider.
+
+        Raises:
+            ModelNotFoundError: the name matches nothing; the message lists close matches.
+            InvalidRequestError: the name belongs to another provider than the pinned one.
+        """
+        if provider is not None:
+            return self._resolve_pinned(name, provider)
+        found = self._alias_targets.get(name) or self._bare.get(name)
+        if found is not None:
+            return found
+        prefix, sep, model = name.partition("/")
+        state = self._by_name.get(prefix) if sep and model else None
+        if state is None:
+            raise self._not_found(name)
+        return self._checked(state, model, name)
+
+    def _resolve_pinned(self, name: str, provider: str) -> Deployment:
+        state = self._by_name.get(provider)
+        if state is None:
+            raise InvalidRequestError(
+                f"unknown provider {provider!r}; known: {', '.join(self._by_name) or 'none'}", param="provider"
+            )
+        alias = self._alias_targets.get(name)
+        if alias is not None:
+            if alias.provider != provider:
+                raise _wrong_provider(name, alias.provider, provider)
+            return alias
+        prefix, sep, model = name.partition("/")
+        if sep and model and prefix in self._by_name:
+            if prefix != provider:
+                raise _wrong_provider(name, prefix, provider)
+            name = model
+        return self._checked(state, name, f"{provider}/{name}")
+
+    def _checked(self, state: ProviderState, model: str, requested: str) -> Deployment:
+        # A provider whose list is unknown still routes; the upstream decides.
+        if state.models is not None and not any(m.id == model for m in state.models):
+            raise self._not_found(requested)
+        return self._deployment(state, model)
+
+    def _deployment(self, state: ProviderState, model: str) -> Deployment:
+        key = (state.name, model)
+        found = self._deployments.get(key)
+        if found is None:
+            found = Deployment(state.name, model, state.target)
+            # Names of unlisted models come from clients: cache a bounded number of them.
+            if len(self._deployments) < _MAX_CACHED_DEPLOYMENTS:
+                self._deployments[key] = found
+        return found
+
+    def _not_found(self, name: str) -> ModelNotFoundError:
+        candidates = [*self.aliases, *(m.qualified_id for m in self.models()), *self._bare]
+        close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; GET /v1/models lists what is available"
+        return ModelNotFoundError(f"The model {name!r} does not exist{hint}", param="model")
+
+
+def _wrong_provider(name: str, owner: str, pinned: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"model {name!r} belongs to provider {owner!r}, not to the requested provider {pinned!r}", param="model"
+    )
+
+
+class LiveRoutingTable:
+    """Holds the current table; readers take ``current`` once per request, writers swap it whole."""
+
+    __slots__ = ("current",)
+
+    def __init__(self, table: RoutingTable) -> None:
+        self.current = table

@@ -1,0 +1,1 @@
+"""Persistence: the request log (``base`` protocols, ``sql`` for SQLite/Postgres, ``batch`` buffering, ``migrate``)."""

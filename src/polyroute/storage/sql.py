@@ -1,0 +1,187 @@
+"""The SQL request log over SQLAlchemy Core (async): SQLite via aiosqlite, PostgreSQL via asyncpg.
+
+Every dialect difference lives in this module, in the ``_dialect_*`` helpers and ``migration_transaction``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select, text
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from polyroute.storage.base import RequestRecord
+from polyroute.storage.tables import request_log
+
+logger = logging.getLogger(__name__)
+
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "sqlite+aiosqlite": "sqlite+aiosqlite",
+    "postgres": "postgresql+asyncpg",
+    "postgresql": "postgresql+asyncpg",
+    "postgresql+asyncpg": "postgresql+asyncpg",
+}
+# Execution option read by the SQLite "begin" listener: which BEGIN to emit (DEFERRED or IMMEDIATE).
+_SQLITE_BEGIN = "polyroute_sqlite_begin"
+# Key of the Postgres advisory lock that serialises concurrent migrations ("polyrout" as an int64).
+_MIGRATION_LOCK_KEY = int.from_bytes(b"polyrout", "big")
+_MAX_TEXT_CHARS = 1024
+_INT64_MAX = 2**63 - 1
+_FIELDS = tuple(c.name for c in request_log.columns if c.name != "seq")
+_NULLABLE = frozenset(c.name for c in request_log.columns if c.nullable)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """Create the async engine for a ``sqlite+aiosqlite://`` or ``postgresql+asyncpg://`` URL.
+
+    SQLite gets WAL journal mode, ``synchronous=NORMAL`` and a 5 s busy timeout on every connection,
+    and the database file's parent directory is created. ``sqlite://`` and ``postgresql://`` URLs are
+    accepted and given the async driver.
+
+    Raises:
+        ValueError: the URL names another database or driver.
+    """
+    parsed = _async_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _dialect_sqlite_engine(parsed)
+    return _dialect_postgres_engine(parsed)
+
+
+async def ping(engine: AsyncEngine, *, timeout_s: float = 2.0) -> bool:
+    """Return whether ``SELECT 1`` succeeds within ``timeout_s``; never raises (for readiness checks)."""
+    try:
+        async with asyncio.timeout(timeout_s), engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # readiness must answer False, whatever broke
+        logger.warning("database ping failed: %s", type(exc).__name__)
+        return False
+    return True
+
+
+@asynccontextmanager
+async def migration_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """Open a transaction that holds the database-wide migration lock until it commits.
+
+    Postgres takes a transaction-scoped advisory lock; SQLite begins ``IMMEDIATE`` (the write lock),
+    so processes that migrate at the same time run one after the other.
+    """
+    async with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            await conn.execution_options(**{_SQLITE_BEGIN: "IMMEDIATE"})
+        async with conn.begin():
+            if conn.dialect.name == "postgresql":
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+            yield conn
+
+
+class SqlRequestLogSink:
+    """Writes request records to the ``request_log`` table and reads them back."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def write_batch(self, entries: Sequence[RequestRecord]) -> None:
+        """Insert ``entries`` in one transaction with a single executemany ``INSERT``."""
+        if not entries:
+            return
+        rows = [_to_row(entry) for entry in entries]
+        async with self._engine.begin() as conn:
+            await conn.execute(request_log.insert(), rows)
+
+    async def recent(self, limit: int = 100) -> list[RequestRecord]:
+        """Return up to ``limit`` records, newest first."""
+        columns = [request_log.c[name] for name in _FIELDS]
+        query = select(*columns).order_by(request_log.c.created_at.desc(), request_log.c.seq.desc()).limit(limit)
+        async with self._engine.connect() as conn:
+            result = await conn.execute(query)
+            return [RequestRecord(**row._asdict()) for row in result]
+
+    async def count(self) -> int:
+        """Return the number of stored records."""
+        async with self._engine.connect() as conn:
+            total = await conn.scalar(select(func.count()).select_from(request_log))
+        return int(total or 0)
+
+
+def _async_url(url: str) -> URL:
+    parsed = make_url(url)
+    driver = _ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None:
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}: use sqlite+aiosqlite:// or postgresql+asyncpg://"
+        )
+    return parsed.set(drivername=driver)
+
+
+def _dialect_sqlite_engine(url: URL) -> AsyncEngine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, hide_parameters=True)
+    event.listen(engine.sync_engine, "connect", _dialect_sqlite_on_connect)
+    event.listen(engine.sync_engine, "begin", _dialect_sqlite_on_begin)
+    return engine
+
+
+def _dialect_sqlite_on_connect(dbapi_connection: Any, connection_record: Any) -> None:
+    # The sqlite3 driver emits no BEGIN before DDL and COMMITs on its own schedule; switch its
+    # transaction handling off and let the "begin" listener emit BEGIN, as the SQLAlchemy docs advise
+    # (https://docs.sqlalchemy.org/en/20/dialects/sqlite.html#serializable-isolation-savepoints-transactional-ddl).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        cursor.execute("PRAGMA busy_timeout = 5000")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+    finally:
+        cursor.close()
+
+
+def _dialect_sqlite_on_begin(conn: Connection) -> None:
+    mode = conn.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def _dialect_postgres_engine(url: URL) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        hide_parameters=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=10,
+        pool_recycle=1800,
+        pool_pre_ping=True,
+        connect_args={"timeout": 10, "server_settings": {"application_name": "polyroute"}},
+    )
+
+
+def _to_row(entry: RequestRecord) -> dict[str, object]:
+    """Coerce values a database would reject, so one odd record cannot block every later batch."""
+    return {name: _storable(getattr(entry, name), nullable=name in _NULLABLE) for name in _FIELDS}
+
+
+def _storable(value: object, *, nullable: bool) -> object:
+    if isinstance(value, str):
+        if len(value) > _MAX_TEXT_CHARS:
+            value = value[:_MAX_TEXT_CHARS]
+        if value.isascii() and "\x00" not in value:
+            return value
+        # Postgres text cannot hold NUL; no driver can encode a lone surrogate.
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return max(-_INT64_MAX, min(value, _INT64_MAX))
+    if isinstance(value, float) and not math.isfinite(value):
+        # SQLite stores NaN as NULL, which a NOT NULL column rejects; infinities are no measurement.
+        return None if nullable else 0.0
+    return value

@@ -1,0 +1,48 @@
+"""SQLAlchemy Core table definitions; ``migrations/versions`` must create exactly these.
+
+``request_log.created_at`` is a float of Unix seconds (``DOUBLE PRECISION`` on Postgres, ``REAL`` on
+SQLite), not a ``DateTime``: it is stored and compared the same way on both dialects, round-trips
+``time.time()`` exactly, and avoids SQLite's timezone-less text timestamps.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Boolean, Column, Double, Index, Integer, MetaData, Table, Text
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY (the rowid alias); Postgres gets BIGSERIAL.
+_ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+request_log = Table(
+    "request_log",
+    metadata,
+    # A surrogate key, because request ids come from clients and may repeat; a duplicate must not
+    # make a whole batch fail.
+    Column("seq", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("id", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("key_id", Text, nullable=True),
+    Column("endpoint", Text, nullable=False),
+    Column("requested_model", Text, nullable=True),
+    Column("provider", Text, nullable=True),
+    Column("upstream_model", Text, nullable=True),
+    Column("status", Integer, nullable=False),
+    Column("latency_ms", Double, nullable=False),
+    Column("ttft_ms", Double, nullable=True),
+    Column("prompt_tokens", BigInteger, nullable=True),
+    Column("completion_tokens", BigInteger, nullable=True),
+    Column("is_stream", Boolean, nullable=False),
+    Column("error_code", Text, nullable=True),
+    Index(None, "created_at"),
+    # (key_id, created_at) serves both "rows of key K" and "rows of key K in a time range".
+    Index(None, "key_id", "created_at"),
+)

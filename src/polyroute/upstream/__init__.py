@@ -1,0 +1,1 @@
+"""Talking to providers: the pooled HTTP session, credentials, timeouts and error mapping."""

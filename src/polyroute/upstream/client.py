@@ -1,0 +1,232 @@
+"""UpstreamClient: sends requests to a provider over the shared session and maps every failure.
+
+``UpstreamTarget`` is a provider as this layer sees it: its URL, credentials in rotation, extra
+headers and timeouts, all prepared once when the routing table is built.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import MappingProxyType
+
+import aiohttp
+import orjson
+
+from polyroute.errors import UpstreamError, UpstreamProtocolError, UpstreamStatusError
+from polyroute.upstream.auth import auth_headers
+from polyroute.upstream.transport import create_session, map_transport_errors
+from polyroute.wire import WireFormat, openai_chat
+
+_REDACTED = "[redacted]"
+
+# Where each format lists its models, and how to read the answer.
+_MODEL_LIST_PATHS: Mapping[WireFormat, str] = {
+    WireFormat.OPENAI: "/models",
+    WireFormat.ANTHROPIC: "/v1/models",
+    WireFormat.GEMINI: "/v1beta/models",
+    WireFormat.OLLAMA: "/api/tags",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    """Per-provider limits, in seconds."""
+
+    connect_s: float
+    first_byte_s: float
+    stream_idle_s: float
+    total_s: float
+
+
+class UpstreamTarget:
+    """A provider's endpoint and credentials, ready to send to."""
+
+    __slots__ = ("_headers", "base_url", "models_url", "name", "secrets", "stream_timeout", "timeout", "wire_format")
+
+    def __init__(
+        self,
+        *,
+        name: str,
+        wire_format: WireFormat,
+        base_url: str,
+        credentials: Sequence[str],
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        models_url: str | None = None,
+    ) -> None:
+        self.name = name
+        self.wire_format = wire_format
+        self.base_url = base_url.rstrip("/")
+        self.models_url = models_url or self.base_url + _MODEL_LIST_PATHS[wire_format]
+        self.secrets = tuple(sorted({c for c in credentials if c}, key=len, reverse=True))
+        prepared = [
+            MappingProxyType({"Content-Type": "application/json", **headers, **auth_headers(wire_format, key)})
+            for key in (credentials or [None])
+        ]
+        self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
+        # sock_read bounds the wait for the answer to begin (and, for streams, every later gap).
+        self.timeout = aiohttp.ClientTimeout(
+            total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
+        )
+        self.stream_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s
+        )
+
+    def next_headers(self) -> Mapping[str, str]:
+        """Headers for the next call, rotating through the credentials in turn."""
+        return next(self._headers)
+
+    def redact(self, text: str) -> str:
+        """Remove this provider's credentials from a text before it is stored or shown."""
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, _REDACTED)
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamReply:
+    """A complete, successful upstream answer."""
+
+    status: int
+    body: bytes
+
+
+class UpstreamStream:
+    """An open streamed answer; ``read()`` returns the next bytes as they arrive, b"" at the end."""
+
+    __slots__ = ("_content", "_name")
+
+    def __init__(self, name: str, content: aiohttp.StreamReader) -> None:
+        self._name = name
+        self._content = content
+
+    async def read(self) -> bytes:
+        with map_transport_errors(self._name):
+            return await self._content.readany()
+
+
+class UpstreamClient:
+    """Send requests to upstream targets over one pooled aiohttp session (opened by ``start()``)."""
+
+    def __init__(self, *, connect_timeout_s: float) -> None:
+        self._connect_timeout_s = connect_timeout_s
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the pooled session; must run inside the serving event loop."""
+        self._http = create_session(connect_timeout_s=self._connect_timeout_s)
+
+    async def aclose(self) -> None:
+        """Close the session and every pooled connection."""
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    @property
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            raise RuntimeError("UpstreamClient.start() was not called")
+        return self._http
+
+    async def post(self, target: UpstreamTarget, path: str, body: bytes) -> UpstreamReply:
+        """POST a JSON body and read the whole answer.
+
+        Raises:
+            UpstreamError: the matching subclass for a transport failure or an error status.
+        """
+        with map_transport_errors(target.name):
+            async with self._session.post(
+                target.base_url + path, data=body, headers=target.next_headers(), timeout=target.timeout
+            ) as response:
+                data = await response.read()
+                if response.status >= 400:
+                    raise status_error(target, response.status, data, response.headers)
+                return UpstreamReply(response.status, data)
+
+    @asynccontextmanager
+    async def open_stream(self, target: UpstreamTarget, path: str, body: bytes) -> AsyncIterator[UpstreamStream]:
+        """POST a JSON body whose answer is an event stream; yields it once the upstream said 2xx.
+
+        The connection is returned to the pool only if the stream was read to its end; otherwise it
+        is closed, which tells the upstream to stop generating.
+
+        Raises:
+            UpstreamError: transport failure, error status, or an answer that is not an event stream.
+        """
+        with map_transport_errors(target.name):
+            response = await self._session.post(
+                target.base_url + path, data=body, headers=target.next_headers(), timeout=target.stream_timeout
+            )
+        try:
+            if response.status >= 400:
+                with map_transport_errors(target.name):
+                    data = await response.read()
+                raise status_error(target, response.status, data, response.headers)
+            if response.content_type not in ("text/event-stream", "application/x-ndjson"):
+                raise UpstreamProtocolError(
+                    f"{target.name} answered a streaming request with {response.content_type or 'no content type'}",
+                    provider=target.name,
+                )
+            yield UpstreamStream(target.name, response.content)
+        finally:
+            if response.content.is_eof():
+                response.release()
+            else:
+                response.close()
+
+    async def list_models(self, target: UpstreamTarget, *, timeout_s: float) -> list[str]:
+        """The model ids the upstream lists.
+
+        Raises:
+            UpstreamError: the upstream could not be asked or gave an unreadable answer.
+        """
+        url = target.models_url
+        headers = {k: v for k, v in target.next_headers().items() if k != "Content-Type"}
+        with map_transport_errors(target.name):
+            async with self._session.get(
+                url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as response:
+                data = await response.read()
+                if response.status >= 400:
+                    raise status_error(target, response.status, data, response.headers)
+        return _model_ids(target, data)
+
+
+def _model_ids(target: UpstreamTarget, data: bytes) -> list[str]:
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        body = None
+    items = (body.get("data") or body.get("models")) if isinstance(body, dict) else body
+    if not isinstance(items, list):
+        raise UpstreamProtocolError(f"{target.name} sent an unreadable model list", provider=target.name)
+    ids: list[str] = []
+    for item in items:
+        if isinstance(item, dict):
+            raw = item.get("id") or item.get("name") or item.get("model")
+            if isinstance(raw, str) and raw:
+                # Gemini names models "models/<id>".
+                ids.append(raw.removeprefix("models/"))
+    return ids
+
+
+def status_error(target: UpstreamTarget, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
+    """The error for an upstream's error answer, with the provider's credentials redacted."""
+    error = openai_chat.parse_error(status, body, headers, provider=target.name)
+    error.message = target.redact(error.message)
+    return error
+
+
+__all__ = [
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamError",
+    "UpstreamReply",
+    "UpstreamStream",
+    "UpstreamTarget",
+    "status_error",
+]

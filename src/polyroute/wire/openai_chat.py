@@ -1,0 +1,192 @@
+"""OpenAI Chat Completions (``POST /v1/chat/completions``) and its error shape.
+
+Pure translation: no I/O. Spec: https://platform.openai.com/docs/api-reference/chat
+Same-format traffic is relayed as bytes; this module supplies what the relay needs to know about it
+(usage, the answering model, whether the stream finished) without re-serialising anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+
+from polyroute.core.messages import Usage
+from polyroute.errors import (
+    GatewayError,
+    UpstreamAuthError,
+    UpstreamBadRequestError,
+    UpstreamRateLimitError,
+    UpstreamServerError,
+    UpstreamStatusError,
+)
+from polyroute.types import JSONObject, JSONValue
+
+MAX_ERROR_MESSAGE_CHARS = 1000
+"""Upstream error messages are cut to this length before they are stored or shown."""
+
+_DONE = b"data: [DONE]"
+_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
+_USAGE_KEY = b'"usage":'
+
+
+def parse_usage(body: Mapping[str, JSONValue]) -> Usage | None:
+    """Read the ``usage`` object of a completion or chunk; None when absent."""
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    prompt_details = usage.get("prompt_tokens_details")
+    completion_details = usage.get("completion_tokens_details")
+    return Usage(
+        input_tokens=_int(usage.get("prompt_tokens")),
+        output_tokens=_int(usage.get("completion_tokens")),
+        cache_read_tokens=_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+        reasoning_tokens=(
+            _int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None
+        ),
+    )
+
+
+def _int(value: JSONValue | None) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class StreamTap:
+    """Watches an OpenAI SSE byte stream as it is relayed, without parsing every event.
+
+    Only complete lines are inspected; an event split across reads is seen once it is whole. The
+    first event is parsed once (for the answering model), and the line holding a non-null
+    ``usage`` object is parsed when it appears.
+    """
+
+    __slots__ = ("_partial", "is_done", "is_finished", "model", "usage")
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self.model: str | None = None
+        self.usage: Usage | None = None
+        self.is_done = False
+        """``data: [DONE]`` was seen."""
+        self.is_finished = False
+        """A choice carried a non-null ``finish_reason``."""
+
+    def feed(self, data: bytes) -> None:
+        """Inspect one piece of the stream as it passes."""
+        buf = self._partial + data if self._partial else data
+        cut = buf.rfind(b"\n") + 1
+        self._partial = buf[cut:]
+        if not cut:
+            return
+        lines = buf[:cut] if cut < len(buf) else buf
+        if self.model is None:
+            self._read_model(lines)
+        if not self.is_finished:
+            self.is_finished = any(marker in lines for marker in _FINISH_MARKERS)
+        if _USAGE_KEY in lines:
+            self._read_usage(lines)
+        if _DONE in lines:
+            self.is_done = True
+
+    def _read_model(self, lines: bytes) -> None:
+        start = lines.find(b"data:")
+        if start < 0:
+            return
+        end = lines.find(b"\n", start)
+        event = _load_event(lines[start + 5 : end])
+        model = event.get("model") if event else None
+        self.model = model if isinstance(model, str) else ""
+
+    def _read_usage(self, lines: bytes) -> None:
+        at = lines.rfind(_USAGE_KEY)
+        while at >= 0:
+            value_at = at + len(_USAGE_KEY)
+            if lines[value_at : value_at + 2].lstrip()[:1] == b"{":
+                start = lines.rfind(b"\n", 0, at) + 1
+                end = lines.find(b"\n", at)
+                line = lines[start:end]
+                if line.startswith(b"data:"):
+                    event = _load_event(line[5:])
+                    usage = parse_usage(event) if event else None
+                    if usage is not None:
+                        self.usage = usage
+                        return
+            at = lines.rfind(_USAGE_KEY, 0, at)
+
+
+def _load_event(data: bytes) -> JSONObject | None:
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, provider: str) -> UpstreamStatusError:
+    """Turn an upstream error answer into the matching :class:`UpstreamStatusError`.
+
+    Reads the structured ``error.type``/``error.code`` where present; tolerates the looser shapes
+    OpenAI-compatible servers send (``{"error": "text"}``, ``{"message": ...}``, ``{"detail": ...}``,
+    plain text).
+    """
+    message, error_type, code, param = _error_fields(body)
+    message = f"{provider} returned {status_code}: {message}"[:MAX_ERROR_MESSAGE_CHARS]
+    if status_code == 429:
+        return UpstreamRateLimitError(
+            message, provider=provider, retry_after_s=_retry_after(headers), code=code, upstream_type=error_type
+        )
+    if status_code in (401, 403):
+        return UpstreamAuthError(message, provider=provider, upstream_status=status_code, upstream_type=error_type)
+    if 400 <= status_code < 500:
+        return UpstreamBadRequestError(
+            message, provider=provider, upstream_status=status_code, code=code, param=param, upstream_type=error_type
+        )
+    return UpstreamServerError(message, provider=provider, upstream_status=status_code, upstream_type=error_type)
+
+
+def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    try:
+        value = orjson.loads(body) if body else None
+    except orjson.JSONDecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        return (text or "(empty body)"), None, None, None
+    error = value.get("error", value) if isinstance(value, dict) else value
+    if isinstance(error, dict):
+        message = error.get("message") or error.get("detail") or error.get("msg")
+        return (
+            message if isinstance(message, str) else orjson.dumps(error).decode(),
+            _str(error.get("type")),
+            _str(error.get("code")),
+            _str(error.get("param")),
+        )
+    return (error if isinstance(error, str) else orjson.dumps(value).decode()), None, None, None
+
+
+def _str(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    raw = headers.get("retry-after") or headers.get("Retry-After")
+    try:
+        return max(0.0, float(raw)) if raw else None
+    except ValueError:
+        return None
+
+
+def render_error(error: GatewayError) -> tuple[int, JSONObject]:
+    """The client-facing status and body for an error, in OpenAI's shape."""
+    error_type = error.error_type
+    if isinstance(error, UpstreamBadRequestError) and error.upstream_type:
+        error_type = error.upstream_type
+    body: JSONObject = {
+        "error": {"message": error.message, "type": error_type, "code": error.code, "param": error.param}
+    }
+    return error.status_code, body
+
+
+def render_stream_error(error: GatewayError) -> bytes:
+    """An error delivered in-band after a stream has begun (the SDKs raise on ``data: {"error": ...}``)."""
+    _, body = render_error(error)
+    return b"data: " + orjson.dumps(body) + b"\n\n"
