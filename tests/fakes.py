@@ -227,7 +227,9 @@ class FakeUpstream:
         return web.Response(status=reply.status, body=body, content_type=reply.content_type, headers=reply.headers)
 
     async def _stream(self, request: web.Request, reply: Reply) -> web.StreamResponse:
-        response = web.StreamResponse(status=reply.status, headers={"Content-Type": "text/event-stream", **reply.headers})
+        response = web.StreamResponse(
+            status=reply.status, headers={"Content-Type": "text/event-stream", **reply.headers}
+        )
         await response.prepare(request)
         try:
             for i, event in enumerate(reply.events or []):

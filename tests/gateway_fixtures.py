@@ -64,7 +64,9 @@ def start_gateway(
     config = Settings(host="127.0.0.1", port=port, data_dir=data_dir, **options)
     app = create_app(config, parse_routing_config(dict(routing), environ or {}), environ or {})
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, http="httptools", lifespan="on", log_config=None, access_log=False)
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, http="httptools", lifespan="on", log_config=None, access_log=False
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -104,7 +104,9 @@ def create_app(
             ollama_url=settings.ollama_url if routing is None else None,
         ),
     )
-    services = Services(routing=live, upstream=upstream, request_log=request_log, max_body_bytes=settings.max_body_bytes)
+    services = Services(
+        routing=live, upstream=upstream, request_log=request_log, max_body_bytes=settings.max_body_bytes
+    )
     listing = ModelListing(live, created=int(time.time()))
 
     async def storage_ok() -> bool:
@@ -133,7 +135,11 @@ def create_app(
 
     routes = [
         Route("/v1/chat/completions", ChatCompletionsEndpoint(services), methods=["POST"]),
-        Route("/v1/providers/{provider}/chat/completions", ChatCompletionsEndpoint(services, pinned=True), methods=["POST"]),
+        Route(
+            "/v1/providers/{provider}/chat/completions",
+            ChatCompletionsEndpoint(services, pinned=True),
+            methods=["POST"],
+        ),
         Route("/v1/models", listing.list_models, methods=["GET"]),
         Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
         Route("/v1/models/{model_id:path}", listing.get_model, methods=["GET"]),

@@ -135,7 +135,7 @@ class UpstreamError(GatewayError):
 
     status_code = 502
     error_type = "upstream_error"
-    default_code = "upstream_error"
+    default_code: ClassVar[str | None] = "upstream_error"
     retryable = True
 
     def __init__(self, message: str, *, provider: str, code: str | None = None, param: str | None = None) -> None:

@@ -27,6 +27,9 @@ class Readiness:
         """``GET /ready``."""
         storage = await self._storage_ok()
         providers = len(self._live.current.providers)
-        body = {"status": "ready" if storage else "not_ready", "storage": "ok" if storage else "unreachable"}
+        body: dict[str, object] = {
+            "status": "ready" if storage else "not_ready",
+            "storage": "ok" if storage else "unreachable",
+        }
         body["providers"] = providers
         return Response(orjson.dumps(body), status_code=200 if storage else 503, media_type="application/json")

@@ -163,7 +163,9 @@ class ChatCompletionsEndpoint:
                     )
             if error is not None:
                 outcome.status, outcome.error_code = error.status_code, error.code
-                await send({"type": "http.response.body", "body": openai_chat.render_stream_error(error), "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": openai_chat.render_stream_error(error), "more_body": True}
+                )
             await send(_END)
 
     def _record(self, scope: Scope, outcome: _Outcome, created_at: float, started: float, is_stream: bool) -> None:

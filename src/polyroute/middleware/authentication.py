@@ -53,7 +53,9 @@ class AuthenticationMiddleware:
             await send_error(
                 scope,
                 send,
-                AuthenticationError("missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"),
+                AuthenticationError(
+                    "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+                ),
             )
             return
         digest = hashlib.sha256(key).digest()

@@ -61,9 +61,7 @@ def load_catalog() -> tuple[CatalogEntry, ...]:
     )
 
 
-def zero_config_providers(
-    environ: Mapping[str, str], *, include_keyless: bool
-) -> list[tuple[ProviderConfig, str]]:
+def zero_config_providers(environ: Mapping[str, str], *, include_keyless: bool) -> list[tuple[ProviderConfig, str]]:
     """Catalog services to register, each with the reason it was registered."""
     found: list[tuple[ProviderConfig, str]] = []
     for entry in load_catalog():

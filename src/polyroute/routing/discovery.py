@@ -16,7 +16,7 @@ from polyroute.errors import UpstreamError
 from polyroute.routing.catalog import zero_config_providers
 from polyroute.routing.config import ProviderConfig, RoutingConfig
 from polyroute.routing.table import LiveRoutingTable, ProviderState, RoutingTable, configured_models
-from polyroute.upstream.client import Timeouts, UpstreamClient, UpstreamTarget
+from polyroute.upstream.client import Endpoint, Timeouts, UpstreamClient, UpstreamTarget
 from polyroute.wire import WireFormat
 
 logger = logging.getLogger(__name__)
@@ -45,15 +45,10 @@ def make_target(config: ProviderConfig, timeouts: Timeouts) -> UpstreamTarget:
             stream_idle_s=min(timeouts.stream_idle_s, config.timeout_s),
             total_s=config.timeout_s,
         )
-    return UpstreamTarget(
-        name=config.name,
-        wire_format=config.format,
-        base_url=config.base_url,
-        credentials=config.credentials,
-        headers=config.headers,
-        timeouts=timeouts,
-        models_url=config.models_url,
+    endpoint = Endpoint(
+        name=config.name, wire_format=config.format, base_url=config.base_url, models_url=config.models_url
     )
+    return UpstreamTarget(endpoint, credentials=config.credentials, headers=config.headers, timeouts=timeouts)
 
 
 def initial_table(
@@ -141,9 +136,7 @@ class ModelDiscovery:
     async def _probe_ollama(self, url: str) -> None:
         config = ProviderConfig(name=OLLAMA_PROVIDER, format=WireFormat.OPENAI, base_url=f"{url.rstrip('/')}/v1")
         probe = UpstreamTarget(
-            name=OLLAMA_PROVIDER,
-            wire_format=WireFormat.OLLAMA,
-            base_url=url,
+            Endpoint(name=OLLAMA_PROVIDER, wire_format=WireFormat.OLLAMA, base_url=url),
             credentials=(),
             headers={},
             timeouts=self._options.timeouts,

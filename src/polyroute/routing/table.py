@@ -70,9 +70,7 @@ def configured_models(config: ProviderConfig) -> tuple[ModelInfo, ...] | None:
     """The models a provider's config lists, with their types; None when it lists none."""
     if config.models is None:
         return None
-    return tuple(
-        ModelInfo(id=m.id, provider=config.name, type=m.type or guess_model_type(m.id)) for m in config.models
-    )
+    return tuple(ModelInfo(id=m.id, provider=config.name, type=m.type or guess_model_type(m.id)) for m in config.models)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,30 +41,34 @@ class Timeouts:
     total_s: float
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoint:
+    """Where a provider lives and which format it speaks."""
+
+    name: str
+    wire_format: WireFormat
+    base_url: str
+    models_url: str | None = None
+    """The model list's URL when it is not the format's usual path under ``base_url``."""
+
+
 class UpstreamTarget:
     """A provider's endpoint and credentials, ready to send to."""
 
     __slots__ = ("_headers", "base_url", "models_url", "name", "secrets", "stream_timeout", "timeout", "wire_format")
 
     def __init__(
-        self,
-        *,
-        name: str,
-        wire_format: WireFormat,
-        base_url: str,
-        credentials: Sequence[str],
-        headers: Mapping[str, str],
-        timeouts: Timeouts,
-        models_url: str | None = None,
+        self, endpoint: Endpoint, *, credentials: Sequence[str], headers: Mapping[str, str], timeouts: Timeouts
     ) -> None:
-        self.name = name
-        self.wire_format = wire_format
-        self.base_url = base_url.rstrip("/")
-        self.models_url = models_url or self.base_url + _MODEL_LIST_PATHS[wire_format]
+        self.name = endpoint.name
+        self.wire_format = wire_format = endpoint.wire_format
+        self.base_url = endpoint.base_url.rstrip("/")
+        self.models_url = endpoint.models_url or self.base_url + _MODEL_LIST_PATHS[wire_format]
         self.secrets = tuple(sorted({c for c in credentials if c}, key=len, reverse=True))
+        keys: Sequence[str | None] = credentials or (None,)
         prepared = [
             MappingProxyType({"Content-Type": "application/json", **headers, **auth_headers(wire_format, key)})
-            for key in (credentials or [None])
+            for key in keys
         ]
         self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
         # sock_read bounds the wait for the answer to begin (and, for streams, every later gap).
@@ -222,6 +226,7 @@ def status_error(target: UpstreamTarget, status: int, body: bytes, headers: Mapp
 
 
 __all__ = [
+    "Endpoint",
     "Timeouts",
     "UpstreamClient",
     "UpstreamError",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -39,7 +38,7 @@ def map_transport_errors(provider: str) -> Iterator[None]:
     """
     try:
         yield
-    except (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeoutError(f"{provider} did not answer in time", provider=provider) from exc
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamConnectionError(
@@ -50,7 +49,9 @@ def map_transport_errors(provider: str) -> Iterator[None]:
     except aiohttp.ClientPayloadError as exc:
         raise UpstreamConnectionError(f"{provider} sent a truncated answer", provider=provider) from exc
     except aiohttp.ClientResponseError as exc:
-        raise UpstreamProtocolError(f"{provider} sent an invalid HTTP answer ({exc.message})", provider=provider) from exc
+        raise UpstreamProtocolError(
+            f"{provider} sent an invalid HTTP answer ({exc.message})", provider=provider
+        ) from exc
     except (aiohttp.ClientConnectionError, aiohttp.ClientOSError) as exc:
         raise UpstreamConnectionError(f"{provider} connection failed: {type(exc).__name__}", provider=provider) from exc
     except aiohttp.ClientError as exc:
