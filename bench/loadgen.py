@@ -7,7 +7,6 @@ wrk's histogram in microseconds (``--latency`` prints the same histogram, rounde
 
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
 import statistics
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
+import uvloop
 
 _DONE_LUA = r"""
 done = function(summary, latency, requests)
@@ -192,7 +192,10 @@ def _summarize(samples: list[StreamSample]) -> dict[str, object]:
 async def _stream_rounds(targets: list[Target], rounds: int) -> dict[str, dict[str, object]]:
     samples: dict[str, list[StreamSample]] = {t.name: [] for t in targets}
     timeout = aiohttp.ClientTimeout(total=30)
-    sessions = {t.name: aiohttp.ClientSession(timeout=timeout, auto_decompress=False) for t in targets}
+    sessions = {
+        t.name: aiohttp.ClientSession(timeout=timeout, auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+        for t in targets
+    }
     try:
         for target in targets:  # warm up connections
             await _one_stream(sessions[target.name], target)
@@ -207,4 +210,4 @@ async def _stream_rounds(targets: list[Target], rounds: int) -> dict[str, dict[s
 
 def stream_check(targets: list[Target], rounds: int) -> dict[str, dict[str, object]]:
     """Interleaved streaming requests, one at a time; time to first event, gaps, fidelity."""
-    return asyncio.run(_stream_rounds(targets, rounds))
+    return uvloop.run(_stream_rounds(targets, rounds))

@@ -25,7 +25,8 @@ class PassThrough:
         if scope["type"] == "lifespan":
             await receive()  # lifespan.startup
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60)
-            self.session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
+            jar = aiohttp.DummyCookieJar()
+            self.session = aiohttp.ClientSession(connector=connector, cookie_jar=jar, auto_decompress=False)
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
             await self.session.close()

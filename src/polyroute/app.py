@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -64,6 +66,95 @@ def secrets_of(settings: Settings, routing: RoutingConfig | None) -> list[str]:
     return found
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Components:
+    """Everything one worker runs, built before the event loop starts and opened in the lifespan."""
+
+    settings: Settings
+    live: LiveRoutingTable
+    upstream: UpstreamClient
+    engine: AsyncEngine
+    request_log: BatchingRequestLog
+    discovery: ModelDiscovery
+
+
+def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapping[str, str]) -> _Components:
+    timeouts = Timeouts(
+        connect_s=settings.connect_timeout_s,
+        first_byte_s=settings.first_byte_timeout_s,
+        stream_idle_s=settings.stream_idle_timeout_s,
+        total_s=settings.request_timeout_s,
+    )
+    live = LiveRoutingTable(initial_table(routing, environ, timeouts=timeouts, include_keyless=settings.pollinations))
+    upstream = UpstreamClient(connect_timeout_s=settings.connect_timeout_s)
+    engine = create_engine(settings.resolved_database_url)
+    options = DiscoveryOptions(
+        timeouts=timeouts,
+        startup_wait_s=settings.discovery_timeout_s,
+        interval_s=settings.rediscover_interval_s,
+        ollama_url=settings.ollama_url if routing is None else None,
+    )
+    return _Components(
+        settings=settings,
+        live=live,
+        upstream=upstream,
+        engine=engine,
+        request_log=BatchingRequestLog(SqlRequestLogSink(engine), interval_s=settings.log_flush_interval_s),
+        discovery=ModelDiscovery(live, upstream, options),
+    )
+
+
+def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if run_migrations:
+            await upgrade(parts.settings.resolved_database_url)
+        await parts.upstream.start()
+        await parts.request_log.start()
+        await parts.discovery.start()
+        if parts.settings.admin_key is None:
+            logger.warning(
+                "POLYROUTE_ADMIN_KEY is not set: accepting unauthenticated requests, "
+                "because the server listens on loopback (%s) only",
+                parts.settings.host,
+            )
+        try:
+            yield
+        finally:
+            await parts.discovery.aclose()
+            await parts.request_log.aclose()
+            await parts.upstream.aclose()
+            await parts.engine.dispose()
+
+    return lifespan
+
+
+def _routes(parts: _Components) -> list[Route]:
+    services = Services(
+        routing=parts.live,
+        upstream=parts.upstream,
+        request_log=parts.request_log,
+        max_body_bytes=parts.settings.max_body_bytes,
+    )
+    listing = ModelListing(parts.live, created=int(time.time()))
+    engine = parts.engine
+
+    async def storage_ok() -> bool:
+        return await ping(engine)
+
+    chat, pinned = ChatCompletionsEndpoint(services), ChatCompletionsEndpoint(services, pinned=True)
+    return [
+        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/providers/{provider}/chat/completions", pinned, methods=["POST"]),
+        Route("/v1/models", listing.list_models, methods=["GET"]),
+        Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
+        Route("/v1/models/{model_id:path}", listing.get_model, methods=["GET"]),
+        Route("/v1/providers", listing.list_providers, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/ready", Readiness(parts.live, storage_ok).check, methods=["GET"]),
+    ]
+
+
 def create_app(
     settings: Settings,
     routing: RoutingConfig | None,
@@ -83,70 +174,7 @@ def create_app(
                 "set a key, or listen on 127.0.0.1"
             ]
         )
-    timeouts = Timeouts(
-        connect_s=settings.connect_timeout_s,
-        first_byte_s=settings.first_byte_timeout_s,
-        stream_idle_s=settings.stream_idle_timeout_s,
-        total_s=settings.request_timeout_s,
-    )
-    live = LiveRoutingTable(initial_table(routing, environ, timeouts=timeouts, include_keyless=settings.pollinations))
-    upstream = UpstreamClient(connect_timeout_s=settings.connect_timeout_s)
-    database_url = settings.resolved_database_url
-    engine = create_engine(database_url)
-    request_log = BatchingRequestLog(SqlRequestLogSink(engine), interval_s=settings.log_flush_interval_s)
-    discovery = ModelDiscovery(
-        live,
-        upstream,
-        DiscoveryOptions(
-            timeouts=timeouts,
-            startup_wait_s=settings.discovery_timeout_s,
-            interval_s=settings.rediscover_interval_s,
-            ollama_url=settings.ollama_url if routing is None else None,
-        ),
-    )
-    services = Services(
-        routing=live, upstream=upstream, request_log=request_log, max_body_bytes=settings.max_body_bytes
-    )
-    listing = ModelListing(live, created=int(time.time()))
-
-    async def storage_ok() -> bool:
-        return await ping(engine)
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        if run_migrations:
-            await upgrade(database_url)
-        await upstream.start()
-        await request_log.start()
-        await discovery.start()
-        if settings.admin_key is None:
-            logger.warning(
-                "POLYROUTE_ADMIN_KEY is not set: accepting unauthenticated requests, "
-                "because the server listens on loopback (%s) only",
-                settings.host,
-            )
-        try:
-            yield
-        finally:
-            await discovery.aclose()
-            await request_log.aclose()
-            await upstream.aclose()
-            await engine.dispose()
-
-    routes = [
-        Route("/v1/chat/completions", ChatCompletionsEndpoint(services), methods=["POST"]),
-        Route(
-            "/v1/providers/{provider}/chat/completions",
-            ChatCompletionsEndpoint(services, pinned=True),
-            methods=["POST"],
-        ),
-        Route("/v1/models", listing.list_models, methods=["GET"]),
-        Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", listing.get_model, methods=["GET"]),
-        Route("/v1/providers", listing.list_providers, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", Readiness(live, storage_ok).check, methods=["GET"]),
-    ]
+    parts = _components(settings, routing, environ)
     middleware = [
         Middleware(RequestIdMiddleware),
         Middleware(
@@ -157,9 +185,9 @@ def create_app(
         ),
     ]
     return Starlette(
-        routes=routes,
+        routes=_routes(parts),
         middleware=middleware,
-        lifespan=lifespan,
+        lifespan=_lifespan(parts, run_migrations=run_migrations),
         exception_handlers={
             GatewayError: gateway_error_handler,
             HTTPException: http_exception_handler,
