@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import aiohttp
+import procs
 import uvloop
 
 _DONE_LUA = r"""
@@ -71,7 +72,11 @@ class WrkResult:
     mean_us: float
     max_us: float
     cpu_ms: dict[str, float]
-    """CPU milliseconds used during the run by each watched process tree."""
+    """CPU milliseconds used by each watched process tree from the start of the run until it was idle again."""
+    cpu_ms_in_window: dict[str, float]
+    """The same, counted only while wrk was running."""
+    settle_s: float
+    """How long the servers kept working after wrk stopped."""
 
     def cpu_ms_per_request(self, name: str) -> float | None:
         if name not in self.cpu_ms or not self.requests:
@@ -80,22 +85,28 @@ class WrkResult:
 
     def cpu_share(self, name: str) -> float | None:
         """Fraction of one core the watched process used during the run."""
-        if name not in self.cpu_ms or not self.duration_s:
+        if name not in self.cpu_ms_in_window or not self.duration_s:
             return None
-        return self.cpu_ms[name] / 1000.0 / self.duration_s
+        return self.cpu_ms_in_window[name] / 1000.0 / self.duration_s
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
 def run_wrk(
-    url: str, script: Path, conns: int, seconds: float, watch: dict[str, int], cpu: Callable[[int], float]
+    url: str, script: Path, conns: int, seconds: float, watch: dict[str, int], settle: Callable[[], float]
 ) -> WrkResult:
-    """Run wrk with one thread; ``watch`` maps names to pids whose CPU time is measured meanwhile."""
+    """Run wrk with one thread; ``watch`` maps names to pids whose CPU time is measured meanwhile.
+
+    ``settle()`` is called after wrk ends and waits until the servers are idle again, so CPU spent on
+    deferred work (request-log flushes) counts for the requests that caused it.
+    """
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds:g}s", "--timeout", "10s", "-s", str(script), url]
-    before = {name: cpu(pid) for name, pid in watch.items()}
+    before = {name: procs.cpu_seconds(pid) for name, pid in watch.items()}
     out = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30, check=False)
-    after = {name: cpu(pid) for name, pid in watch.items()}
+    window = {name: procs.cpu_seconds(pid) for name, pid in watch.items()}
+    settled = settle()
+    after = {name: procs.cpu_seconds(pid) for name, pid in watch.items()}
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
     if line is None:
         raise RuntimeError(f"wrk gave no result (exit {out.returncode}): {out.stderr.strip() or out.stdout[-500:]}")
@@ -115,6 +126,8 @@ def run_wrk(
         mean_us=round(raw["mean_us"], 1),
         max_us=raw["max_us"],
         cpu_ms={name: round((after[name] - before[name]) * 1000.0, 1) for name in watch},
+        cpu_ms_in_window={name: round((window[name] - before[name]) * 1000.0, 1) for name in watch},
+        settle_s=settled,
     )
 
 

@@ -59,6 +59,53 @@ def cpu_seconds(pid: int) -> float:
     return total / CLOCK_TICKS
 
 
+def wait_quiet(pids: list[int], quiet_s: float, max_s: float, busy_share: float = 0.02) -> float:
+    """Wait until the process trees used < ``busy_share`` of a core for ``quiet_s``; return seconds waited.
+
+    Servers that defer work (a request log flushed every second) keep using CPU after the load stops;
+    waiting for that to end keeps it out of the next measurement and inside this one's CPU count.
+    """
+    start = time.monotonic()
+    window_start, window_cpu = start, sum(cpu_seconds(p) for p in pids)
+    while time.monotonic() - start < max_s:
+        time.sleep(0.05)
+        now, cpu = time.monotonic(), sum(cpu_seconds(p) for p in pids)
+        if cpu - window_cpu > busy_share * max(now - window_start, 0.1):
+            window_start, window_cpu = now, cpu
+        elif now - window_start >= quiet_s:
+            break
+    return round(time.monotonic() - start, 2)
+
+
+@dataclass(frozen=True)
+class MachineSample:
+    """Machine-wide CPU counters and the CPU of everything this harness runs, at one moment."""
+
+    wall: float
+    busy: float
+    steal: float
+    ours: float
+
+    @classmethod
+    def take(cls, pids: list[int]) -> MachineSample:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+        mine = os.times()
+        ours = mine.user + mine.system + mine.children_user + mine.children_system  # wrk, once reaped
+        ours += sum(cpu_seconds(p) for p in pids)
+        busy = (user + nice + system + irq + softirq) / CLOCK_TICKS
+        return cls(time.monotonic(), busy, steal / CLOCK_TICKS, ours)
+
+    def foreign_since(self, earlier: MachineSample) -> dict[str, float]:
+        """Share of one core used by processes that are not ours, and stolen by the hypervisor."""
+        wall = max(self.wall - earlier.wall, 1e-6)
+        foreign = (self.busy - earlier.busy) - (self.ours - earlier.ours)
+        return {
+            "foreign_cpu_share": round(max(foreign, 0.0) / wall, 3),
+            "steal_share": round((self.steal - earlier.steal) / wall, 3),
+        }
+
+
 def rss_kib(pid: int) -> int:
     """Summed VmRSS of a process tree, in KiB."""
     total = 0

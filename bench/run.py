@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -39,6 +40,8 @@ BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PY = sys.executable
 HARNESS_CPU, SERVER_CPU = 0, 1
+GATEWAY_QUIET_S = 1.2
+"""Idle time that proves the gateway is done: longer than its request-log flush interval (1 s)."""
 MESSAGES = [
     {"role": "system", "content": "You are a concise assistant. Answer in plain prose."},
     {
@@ -62,7 +65,7 @@ class Plan:
     budget_s: int
 
 
-QUICK = Plan(1, 3, 3, 3, (64, 256), 3, 100, 120)
+QUICK = Plan(1, 3, 3, 3, (64, 256), 2, 100, 120)
 FULL = Plan(3, 5, 8, 10, (16, 64, 256), 6, 400, 360)
 
 
@@ -77,6 +80,7 @@ class Rig:
     slow_scripts: dict[str, Path] = field(default_factory=dict)
     slow_targets: dict[str, procs.Child] = field(default_factory=dict)
     gateway_status: str = "not started"
+    gateway_data: Path | None = None
     key: str = ""
 
 
@@ -135,6 +139,7 @@ def start_gateway(rig: Rig, slow: procs.Child, workdir: Path) -> None:
         return
     data_dir = workdir / "gateway-data"
     data_dir.mkdir()
+    rig.gateway_data = data_dir
     config = gateway_config(workdir / "gateway.yaml", rig.fake, slow)
     port = procs.free_port()
     env = {"POLYROUTE_ADMIN_KEY": rig.key, "POLYROUTE_DATA_DIR": str(data_dir), "POLYROUTE_WORKERS": "1"}
@@ -207,8 +212,13 @@ def hit(rig: Rig, name: str, conns: int, seconds: float, slow: procs.Child | Non
     child = fake if name == "direct" else targets[name]
     watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {})
     scripts = rig.slow_scripts if slow else rig.scripts
-    res = loadgen.run_wrk(url_of(child), scripts[name], conns, seconds, watch, procs.cpu_seconds)
-    out = res.to_dict()
+    servers = sorted({c.pid for c in (*rig.targets.values(), *rig.slow_targets.values())})
+    quiet = GATEWAY_QUIET_S if name == "gateway" else 0.2
+    settle = functools.partial(procs.wait_quiet, servers, quiet, 6.0)
+    everyone = [c.pid for c in rig.sup.children]
+    before = procs.MachineSample.take(everyone)
+    res = loadgen.run_wrk(url_of(child), scripts[name], conns, seconds, watch, settle)
+    out = res.to_dict() | procs.MachineSample.take(everyone).foreign_since(before)
     out["cpu_ms_per_req"] = res.cpu_ms_per_request(name)
     out["fake_cpu_share"] = res.cpu_share("fake")
     if name != "direct":
@@ -295,6 +305,9 @@ def run_phases(rig: Rig, plan: Plan, slow: procs.Child, results: dict[str, Any])
     results["stream"] = measure_stream(rig, plan)
     after = rss_all(rig)
     results["rss_kib"] = {name: {"start": rss_start[name], "after": after[name]} for name in rss_start}
+    if rig.gateway_data is not None and "gateway" in rig.targets:
+        files = {p.name: p.stat().st_size for p in rig.gateway_data.iterdir() if p.is_file()}
+        results["gateway"]["data_dir_files"] = files
 
 
 def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pinned: bool) -> dict[str, Any]:
@@ -324,8 +337,21 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
     return results
 
 
+def all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    runs = [r for rnd in results["latency_c1"]["rounds"] for r in rnd.values()]
+    return runs + [r for phase in ("throughput", "delay20") for per in results[phase].values() for r in per.values()]
+
+
 def notes(results: dict[str, Any]) -> list[str]:
     out = ["Absolute times on a shared VM drift ±25–35% between runs; compare ratios from one run."]
+    runs = all_runs(results)
+    foreign = sorted(r["foreign_cpu_share"] for r in runs)
+    steal = max(r["steal_share"] for r in runs)
+    out.append(
+        f"Other processes on the machine used {foreign[len(foreign) // 2]:.0%} of a core in the median run "
+        f"(max {foreign[-1]:.0%}); hypervisor steal peaked at {steal:.0%}."
+        + (" Numbers are noisier than usual: rerun on a quiet machine." if foreign[len(foreign) // 2] > 0.1 else "")
+    )
     thr = results["throughput"]
     fake_share = max((r.get("fake_cpu_share") or 0) for per in thr.values() for r in per.values())
     out.append(f"Busiest fake upstream used {fake_share:.0%} of a core (shares CPU {HARNESS_CPU} with wrk).")

@@ -7,11 +7,15 @@ Payload shapes follow OpenAI's API reference (chat.completion, chat.completion.c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -237,7 +241,7 @@ class FakeUpstream:
                     request.transport.close()  # type: ignore[union-attr]
                     return response
                 await response.write(event)
-                if reply.event_delay_s:
+                if reply.event_delay_s and i + 1 < len(reply.events or []):
                     await asyncio.sleep(reply.event_delay_s)
                 if request.transport is None or request.transport.is_closing():
                     self.stream_aborted.set()
@@ -248,3 +252,17 @@ class FakeUpstream:
             self.stream_aborted.set()
             raise
         return response
+
+
+def wait_for_log_row(database: Path, request_id: str, *, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The gateway's ``request_log`` row for ``request_id``, polling the SQLite file until it is flushed."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)) as conn:
+            conn.row_factory = sqlite3.Row
+            row = conn.execute("SELECT * FROM request_log WHERE id = ?", (request_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no request_log row for {request_id} after {timeout_s}s")
+        time.sleep(0.05)

@@ -7,6 +7,7 @@ by :class:`~polyroute.wire.openai_chat.StreamTap` for usage and completeness.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ _SSE_HEADERS = (
 )
 _DONE = b"data: [DONE]\n\n"
 _END = {"type": "http.response.body", "body": b"", "more_body": False}
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def validate_chat(payload: dict[str, Any]) -> tuple[str, str | None, bool]:
@@ -54,6 +56,9 @@ def validate_chat(payload: dict[str, Any]) -> tuple[str, str | None, bool]:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequestError("'model' is required and must be a non-empty string", param="model")
+    if _CONTROL_CHARACTERS.search(model):
+        # The name may reach the upstream and the x-polyroute-model response header.
+        raise InvalidRequestError("'model' must not contain control characters", param="model")
     messages = payload.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequestError("'messages' is required and must be a non-empty array", param="messages")

@@ -76,7 +76,11 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower():
+        # Decoding only on this error path tells broken bytes from a bad JSON text (such as a lone
+        # "\ud800" escape or a BOM, whose orjson messages also mention UTF-8 or surrogates).
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
             raise InvalidRequestError("request body is not valid UTF-8") from None
         raise InvalidRequestError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
@@ -141,7 +145,10 @@ def http_exception_handler(request: Request, exc: Exception) -> Response:
     status = getattr(exc, "status_code", 404)
     error: GatewayError
     if status == 405:
-        error = MethodNotAllowedError(f"method {request.method} is not allowed on {request.url.path}")
+        # RFC 9110 §15.5.6: a 405 must list the allowed methods; Starlette puts them in ``Allow``.
+        error = MethodNotAllowedError(
+            f"method {request.method} is not allowed on {request.url.path}", headers=getattr(exc, "headers", None)
+        )
     else:
         error = NotFoundError(f"no route for {request.method} {request.url.path}")
     return gateway_error_handler(request, error)

@@ -147,7 +147,9 @@ def parse_routing_config(raw: object, environ: Mapping[str, str]) -> RoutingConf
     try:
         config = RoutingConfig.model_validate(interpolated)
     except ValidationError as exc:
-        problems.extend(_describe(error) for error in exc.errors())
+        # A field whose variable is unset already has its problem; its empty value's would only confuse.
+        unset = {problem.partition(": ")[0] for problem in problems}
+        problems.extend(p for p in map(_describe, exc.errors()) if p.partition(": ")[0] not in unset)
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)

@@ -219,7 +219,13 @@ def _model_ids(target: UpstreamTarget, data: bytes) -> list[str]:
 
 
 def status_error(target: UpstreamTarget, status: int, body: bytes, headers: Mapping[str, str]) -> UpstreamStatusError:
-    """The error for an upstream's error answer, with the provider's credentials redacted."""
+    """The error for an upstream's error answer, with the provider's credentials redacted.
+
+    The body is redacted before it is parsed: every field taken from it (type, code and param too)
+    is then clean, and truncating the message cannot leave part of a key behind.
+    """
+    for secret in target.secrets:
+        body = body.replace(secret.encode(), _REDACTED.encode())
     error = openai_chat.parse_error(status, body, headers, provider=target.name)
     error.message = target.redact(error.message)
     return error
