@@ -261,10 +261,11 @@ def test_chat_body_under_limit_sent_chunked_is_served(edge: RunningGateway, fake
 
 
 def test_chat_without_key_is_unauthenticated(gateway: RunningGateway, fake_upstream: FakeUpstream) -> None:
-    no_key = {"Authorization": openai.omit}
-    with openai.OpenAI(base_url=gateway.base_url, api_key="unused", default_headers=no_key, max_retries=0) as sdk:
+    with openai.OpenAI(base_url=gateway.base_url, api_key="", max_retries=0) as sdk:
         with pytest.raises(openai.AuthenticationError) as caught:
-            sdk.chat.completions.create(model="mock/gpt-4o", messages=HELLO)
+            sdk.chat.completions.create(
+                model="mock/gpt-4o", messages=HELLO, extra_headers={"Authorization": openai.omit}
+            )
 
     error = sdk_error(caught)
     assert (error["code"], error["type"]) == ("missing_api_key", "authentication_error")
