@@ -82,33 +82,37 @@ class ModelDiscovery:
         self._live = live
         self._client = client
         self._options = options
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Run one round, waiting at most ``startup_wait_s``; later rounds run in the background."""
-        first = asyncio.ensure_future(self._round())
+        first = asyncio.create_task(self._safe_round())
         done, _ = await asyncio.wait({first}, timeout=self._options.startup_wait_s)
         if not done:
             logger.info("model lists still loading after %.1fs; serving meanwhile", self._options.startup_wait_s)
-        self._task = asyncio.create_task(self._loop(first))
+        self._tasks = [first, asyncio.create_task(self._loop(first))]
 
     async def aclose(self) -> None:
-        """Stop background discovery."""
-        if self._task is not None:
-            self._task.cancel()
+        """Stop background discovery, including a first round still under way."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._tasks = []
 
-    async def _loop(self, first: asyncio.Future[None]) -> None:
+    async def _loop(self, first: asyncio.Task[None]) -> None:
+        await asyncio.wait({first})
+        while True:
+            await asyncio.sleep(self._options.interval_s)
+            if self._needs_round():
+                await self._safe_round()
+
+    async def _safe_round(self) -> None:
         try:
-            await first
-            while True:
-                await asyncio.sleep(self._options.interval_s)
-                if self._needs_round():
-                    await self._round()
-        except asyncio.CancelledError:
-            first.cancel()
-            raise
+            await self._round()
+        except Exception:  # a background task: log and keep serving
+            logger.exception("model discovery round failed")
 
     def _needs_round(self) -> bool:
         table = self._live.current
