@@ -42,7 +42,8 @@ def require_wrk() -> str | None:
 def wrk_version() -> str:
     """wrk's version line."""
     out = subprocess.run(["wrk", "--version"], capture_output=True, text=True, check=False)
-    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else "unknown"
+    text = (out.stdout or out.stderr or "unknown").splitlines()[0]
+    return text.split(" [", 1)[0].split(" Copyright", 1)[0].strip()
 
 
 def write_script(path: Path, body: bytes, headers: dict[str, str]) -> Path:

@@ -48,6 +48,26 @@ def summarize_latency(rounds: list[dict[str, dict[str, Any]]], names: list[str])
     return out
 
 
+def summarize_runs(runs: list[dict[str, Any]], names: list[str]) -> dict[str, dict[str, Any]]:
+    """Median req/s, latency and CPU per target across repeated runs at one concurrency."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        mine = [r for r in runs if r["target"] == name]
+        if not mine:
+            continue
+        out[name] = {
+            "rps": median([r["rps"] for r in mine]),
+            "rps_runs": [r["rps"] for r in mine],
+            "p50_us": median([r["p50_us"] for r in mine]),
+            "p99_us": median([r["p99_us"] for r in mine]),
+            "cpu_ms_per_req": median([r["cpu_ms_per_req"] for r in mine]),
+            "errors": sum(r["errors"] for r in mine),
+            "non_2xx": sum(r["non_2xx"] for r in mine),
+            "requests": sum(r["requests"] for r in mine),
+        }
+    return out
+
+
 def _check(name: str, value: float | None, limit: float, passed: bool | None, detail: str) -> dict[str, Any]:
     verdict = "SKIP" if passed is None else ("PASS" if passed else "MISS")
     return {"name": name, "value": value, "limit": limit, "verdict": verdict, "detail": detail}
@@ -58,7 +78,8 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     lat = results.get("latency_c1", {}).get("summary", {})
     thr = results.get("throughput", {}).get("16", {})
     gw_ok = results["gateway"]["status"] == "ok" and "gateway" in lat
-    gw_errors = gw_ok and (lat["gateway"]["errors"] or thr.get("gateway", {}).get("non_2xx", 0))
+    gw_thr = thr.get("gateway", {})
+    gw_errors = gw_ok and (lat["gateway"]["errors"] or gw_thr.get("non_2xx", 0) or gw_thr.get("errors", 0))
     checks = []
     pt_added = lat.get("passthrough", {}).get("added_p50_us")
     gw_added = lat.get("gateway", {}).get("added_p50_us")
@@ -170,6 +191,14 @@ def _stream_table(results: dict[str, Any], names: list[str]) -> list[str]:
     return lines
 
 
+def _data_files(results: dict[str, Any]) -> str:
+    files = results["gateway"].get("data_dir_files")
+    if not files:
+        return ""
+    listed = ", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in sorted(files.items()))
+    return f" (data dir after the run: {listed})"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
     names = [n for n in ("direct", "passthrough", "gateway") if n in results["latency_c1"]["summary"]]
@@ -177,7 +206,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"# polyroute benchmark — {results['date']} on {results['host']} ({results['mode']})",
         "",
         f"Rig: {results['rig']['summary']}",
-        f"Gateway: {results['gateway']['status']}",
+        f"Gateway: {results['gateway']['status']}{_data_files(results)}",
         "",
     ]
     body = _main_table(results, names) + _delay_table(results, names) + _stream_table(results, names)

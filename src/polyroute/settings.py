@@ -7,6 +7,7 @@ This is the only module that reads the environment. Everything else receives val
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -84,8 +85,17 @@ class Settings(BaseSettings):
 
     @property
     def is_loopback(self) -> bool:
-        """Whether the listen address is reachable only from this machine."""
-        return self.host in LOOPBACK_HOSTS or self.host.startswith("127.")
+        """Whether the listen address is reachable only from this machine.
+
+        Only loopback IP addresses and ``localhost`` count: a host name such as ``127.example.com``
+        may resolve to any address, so it must not unlock open access.
+        """
+        if self.host.lower() in LOOPBACK_HOSTS:
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
 
 
 def environment() -> Mapping[str, str]:

@@ -1,7 +1,7 @@
 """Bad requests, bad credentials and bad upstreams: every failure is an OpenAI-shaped error.
 
 Errors have the shape ``{"error": {"message", "type", "code", "param"}}`` and the SDK raises its own
-exception class for the status. Raw ``httpx2`` is used only for what the SDK cannot send.
+exception class for the status. Raw ``httpx`` is used only for what the SDK cannot send.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.fakes import FakeUpstream, Reply, completion, error_body
 from tests.gateway_fixtures import (
@@ -26,7 +27,7 @@ from tests.gateway_fixtures import (
     start_gateway,
 )
 
-HELLO = [{"role": "user", "content": "Say hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 MAX_BODY = 2048
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
@@ -52,12 +53,12 @@ def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[httpx2.Client]:
-    with httpx2.Client(base_url=gateway.url, headers=AUTH, timeout=15) as http:
+def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=gateway.url, headers=AUTH, timeout=15) as http:
         yield http
 
 
-def error_of(response: httpx2.Response, status: int) -> dict[str, Any]:
+def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     """The ``error`` object of an OpenAI-shaped error response, after checking its shape."""
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -74,14 +75,14 @@ def sdk_error(caught: pytest.ExceptionInfo[openai.APIStatusError]) -> dict[str, 
     return error_of(caught.value.response, caught.value.status_code)
 
 
-def post(http: httpx2.Client, body: bytes) -> httpx2.Response:
+def post(http: httpx.Client, body: bytes) -> httpx.Response:
     return http.post("/v1/chat/completions", content=body, headers={"content-type": "application/json"})
 
 
 # --- malformed bodies -----------------------------------------------------------------------------
 
 
-def test_chat_malformed_json_is_rejected_naming_the_problem(raw: httpx2.Client, fake_upstream: FakeUpstream) -> None:
+def test_chat_malformed_json_is_rejected_naming_the_problem(raw: httpx.Client, fake_upstream: FakeUpstream) -> None:
     error = error_of(post(raw, b'{"model": "mock/gpt-4o", "messages": [}'), 400)
 
     assert error["message"].startswith("request body is not valid JSON")
@@ -104,7 +105,7 @@ def test_chat_malformed_json_is_rejected_naming_the_problem(raw: httpx2.Client, 
     ids=["array", "string", "empty", "broken-utf8", "truncated-utf8", "lone-surrogate-escape", "bom"],
 )
 def test_chat_body_that_is_not_a_json_object_is_rejected(
-    raw: httpx2.Client, fake_upstream: FakeUpstream, body: bytes, expected: str
+    raw: httpx.Client, fake_upstream: FakeUpstream, body: bytes, expected: str
 ) -> None:
     error = error_of(post(raw, body), 400)
 
@@ -144,7 +145,7 @@ def test_chat_body_that_is_not_a_json_object_is_rejected(
     ],
 )
 def test_chat_invalid_field_is_rejected_naming_the_param(
-    raw: httpx2.Client, fake_upstream: FakeUpstream, body: dict[str, Any], param: str
+    raw: httpx.Client, fake_upstream: FakeUpstream, body: dict[str, Any], param: str
 ) -> None:
     error = error_of(raw.post("/v1/chat/completions", json=body), 400)
 
@@ -167,7 +168,7 @@ def test_chat_model_with_control_characters_is_rejected_before_any_upstream_call
 ) -> None:
     """Regression: such a name for a provider with an unknown model list reached the upstream, then
     broke the ``x-polyroute-model`` response header, and the client got a dropped connection."""
-    with httpx2.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
+    with httpx.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
         response = http.post("/v1/chat/completions", json={"model": model, "messages": HELLO})
 
     assert error_of(response, 400)["param"] == "model"
@@ -214,8 +215,10 @@ def big_body() -> bytes:
     return body.encode()
 
 
-def test_chat_body_over_limit_with_content_length_is_rejected(edge: RunningGateway, fake_upstream: FakeUpstream) -> None:
-    with httpx2.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
+def test_chat_body_over_limit_with_content_length_is_rejected(
+    edge: RunningGateway, fake_upstream: FakeUpstream
+) -> None:
+    with httpx.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
         response = post(http, big_body())
         assert response.request.headers["content-length"] == str(len(big_body()))
         error = error_of(response, 413)
@@ -236,7 +239,7 @@ def test_chat_body_over_limit_with_chunked_encoding_is_rejected(
         for start in range(0, len(data), 512):
             yield data[start : start + 512]
 
-    with httpx2.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
+    with httpx.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
         response = http.post("/v1/chat/completions", content=pieces())
         assert response.request.headers["transfer-encoding"] == "chunked"
         error = error_of(response, 413)
@@ -250,7 +253,7 @@ def test_chat_body_over_limit_with_chunked_encoding_is_rejected(
 def test_chat_body_under_limit_sent_chunked_is_served(edge: RunningGateway, fake_upstream: FakeUpstream) -> None:
     data = json.dumps({"model": "mock/gpt-4o", "messages": HELLO}).encode()
 
-    with httpx2.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
+    with httpx.Client(base_url=edge.url, headers=AUTH, timeout=15) as http:
         response = http.post("/v1/chat/completions", content=iter([data[:10], data[10:]]))
 
     assert response.status_code == 200
@@ -261,11 +264,11 @@ def test_chat_body_under_limit_sent_chunked_is_served(edge: RunningGateway, fake
 
 
 def test_chat_without_key_is_unauthenticated(gateway: RunningGateway, fake_upstream: FakeUpstream) -> None:
-    with openai.OpenAI(base_url=gateway.base_url, api_key="", max_retries=0) as sdk:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            sdk.chat.completions.create(
-                model="mock/gpt-4o", messages=HELLO, extra_headers={"Authorization": openai.omit}
-            )
+    with (
+        openai.OpenAI(base_url=gateway.base_url, api_key="unused", max_retries=0) as sdk,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        sdk.chat.completions.create(model="mock/gpt-4o", messages=HELLO, extra_headers={"Authorization": openai.omit})
 
     error = sdk_error(caught)
     assert (error["code"], error["type"]) == ("missing_api_key", "authentication_error")
@@ -285,7 +288,7 @@ def test_chat_with_wrong_key_is_unauthenticated(gateway: RunningGateway, fake_up
 
 
 def test_health_and_ready_need_no_key(gateway: RunningGateway) -> None:
-    with httpx2.Client(base_url=gateway.url, timeout=15) as http:
+    with httpx.Client(base_url=gateway.url, timeout=15) as http:
         health = http.get("/health")
         ready = http.get("/ready")
         models = http.get("/v1/models")
@@ -296,7 +299,7 @@ def test_health_and_ready_need_no_key(gateway: RunningGateway) -> None:
 
 
 def test_chat_with_x_api_key_header_is_accepted(gateway: RunningGateway) -> None:
-    with httpx2.Client(base_url=gateway.url, headers={"x-api-key": ADMIN_KEY}, timeout=15) as http:
+    with httpx.Client(base_url=gateway.url, headers={"x-api-key": ADMIN_KEY}, timeout=15) as http:
         response = http.post("/v1/chat/completions", json={"model": "mock/gpt-4o", "messages": HELLO})
         wrong = http.post("/v1/chat/completions", json=HELLO, headers={"x-api-key": "nope"})
 
@@ -424,9 +427,11 @@ def test_upstream_success_status_with_error_body_is_an_error(
 
 
 def test_upstream_unreachable_is_bad_gateway(edge: RunningGateway) -> None:
-    with openai.OpenAI(base_url=edge.base_url, api_key=ADMIN_KEY, max_retries=0) as sdk:
-        with pytest.raises(openai.InternalServerError) as caught:
-            sdk.chat.completions.create(model="dead/m1", messages=HELLO)
+    with (
+        openai.OpenAI(base_url=edge.base_url, api_key=ADMIN_KEY, max_retries=0) as sdk,
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        sdk.chat.completions.create(model="dead/m1", messages=HELLO)
 
     assert caught.value.status_code == 502
     error = sdk_error(caught)
@@ -454,22 +459,22 @@ def test_upstream_stalling_past_timeout_is_gateway_timeout(fake_upstream: FakeUp
 # --- routes ---------------------------------------------------------------------------------------
 
 
-def test_unknown_route_is_openai_shaped_not_found(raw: httpx2.Client) -> None:
+def test_unknown_route_is_openai_shaped_not_found(raw: httpx.Client) -> None:
     error = error_of(raw.get("/v1/no/such/thing"), 404)
 
     assert error["code"] == "not_found"
     assert "/v1/no/such/thing" in error["message"]
 
 
-def test_wrong_method_is_openai_shaped_method_not_allowed(raw: httpx2.Client) -> None:
+def test_wrong_method_is_openai_shaped_method_not_allowed(raw: httpx.Client) -> None:
     response = raw.get("/v1/chat/completions")
 
     assert error_of(response, 405)["code"] == "method_not_allowed"
     assert response.headers["allow"] == "POST"
 
 
-def test_no_error_response_leaks_a_traceback(raw: httpx2.Client, fake_upstream: FakeUpstream) -> None:
-    fake_upstream.default = lambda req: Reply(raw_body=b"Traceback (most recent call last):\n  File \"x\"")
+def test_no_error_response_leaks_a_traceback(raw: httpx.Client, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.default = lambda req: Reply(raw_body=b'Traceback (most recent call last):\n  File "x"')
     bodies = [
         b"{",
         b"null",

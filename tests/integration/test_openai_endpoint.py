@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx2
+import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionFunctionToolParam, ChatCompletionMessageParam
 
 from tests.fakes import (
     FakeUpstream,
@@ -28,7 +29,7 @@ from tests.fakes import (
 from tests.gateway_fixtures import ADMIN_KEY, UPSTREAM_KEY, RunningGateway, mock_routing, start_gateway
 
 UPSTREAM_MODEL = "gpt-4o-2024-08-06"
-WEATHER_TOOL = {
+WEATHER_TOOL: ChatCompletionFunctionToolParam = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -42,12 +43,12 @@ WEATHER_TOOL = {
         "strict": True,
     },
 }
-PARIS_CALL = {
+PARIS_CALL: dict[str, Any] = {
     "id": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
     "type": "function",
     "function": {"name": "get_weather", "arguments": '{"location": "Paris, France"}'},
 }
-HELLO = [{"role": "user", "content": "Say hello"}]
+HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hello"}]
 
 
 @pytest.fixture
@@ -57,9 +58,9 @@ def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
 
 
 @pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[httpx2.Client]:
+def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    with httpx2.Client(base_url=gateway.url, headers=headers, timeout=15) as http:
+    with httpx.Client(base_url=gateway.url, headers=headers, timeout=15) as http:
         yield http
 
 
@@ -253,9 +254,11 @@ def test_pinned_route_model_of_another_provider_is_rejected(
 
 
 def test_pinned_route_unknown_provider_is_rejected(gateway: RunningGateway, fake_upstream: FakeUpstream) -> None:
-    with openai.OpenAI(base_url=f"{gateway.base_url}/providers/nope", api_key=ADMIN_KEY, max_retries=0) as sdk:
-        with pytest.raises(openai.BadRequestError) as caught:
-            sdk.chat.completions.create(model="gpt-4o", messages=HELLO)
+    with (
+        openai.OpenAI(base_url=f"{gateway.base_url}/providers/nope", api_key=ADMIN_KEY, max_retries=0) as sdk,
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        sdk.chat.completions.create(model="gpt-4o", messages=HELLO)
 
     assert caught.value.body["param"] == "provider"  # type: ignore[index]
     assert "mock" in caught.value.message
@@ -290,7 +293,7 @@ def test_stream_with_usage_delivers_every_chunk_and_usage(client: openai.OpenAI,
     }
 
 
-def test_stream_bytes_are_relayed_unchanged(raw: httpx2.Client, fake_upstream: FakeUpstream) -> None:
+def test_stream_bytes_are_relayed_unchanged(raw: httpx.Client, fake_upstream: FakeUpstream) -> None:
     events = text_stream(("a", "é", "漢字", " 🙂", "\n\n", "data: x"), include_usage=True)
     fake_upstream.push(Reply(events=events))
     body = {"model": "fast", "messages": HELLO, "stream": True, "stream_options": {"include_usage": True}}
@@ -381,7 +384,9 @@ def test_chat_completion_echoes_sane_request_id_and_names_deployment(client: ope
     assert raw_answer.parse().choices[0].message.content
 
 
-@pytest.mark.parametrize("sent", [None, "has spaces in it", "x" * 200, "semi;colon"], ids=["none", "spaces", "long", "semi"])
+@pytest.mark.parametrize(
+    "sent", [None, "has spaces in it", "x" * 200, "semi;colon"], ids=["none", "spaces", "long", "semi"]
+)
 def test_chat_completion_without_sane_request_id_generates_one(client: openai.OpenAI, sent: str | None) -> None:
     headers = {"x-request-id": sent} if sent is not None else {}
 
@@ -466,9 +471,7 @@ def test_request_log_leaves_tokens_null_when_upstream_reports_no_usage(
         assert (row["prompt_tokens"], row["completion_tokens"]) == (None, None)
 
 
-def test_request_log_records_rejected_request_with_its_status(
-    client: openai.OpenAI, gateway: RunningGateway
-) -> None:
+def test_request_log_records_rejected_request_with_its_status(client: openai.OpenAI, gateway: RunningGateway) -> None:
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(
             model="mock/gpt-9", messages=HELLO, extra_headers={"x-request-id": "log-notfound-1"}

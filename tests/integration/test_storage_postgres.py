@@ -42,7 +42,8 @@ async def test_upgrade_twice_is_a_noop_and_keeps_rows(postgres_url: str) -> None
 
 
 async def test_concurrent_upgrades_are_serialised(postgres_url: str) -> None:
-    await asyncio.gather(*(upgrade(postgres_url) for _ in range(4)))
+    async with asyncio.timeout(60):  # a broken lock may deadlock; fail instead of hanging
+        await asyncio.gather(*(upgrade(postgres_url) for _ in range(4)))
     engine = create_engine(postgres_url)
     try:
         async with engine.connect() as conn:

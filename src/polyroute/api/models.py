@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from starlette.requests import Request
@@ -86,12 +87,20 @@ class ModelListing:
         return _json({"object": "list", "data": data})
 
 
+def _public_url(url: str) -> str:
+    """A URL without credentials or query string (either may carry a key)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def _describe_provider(state: ProviderState) -> dict[str, Any]:
     models = state.models or ()
     return {
         "name": state.name,
         "format": state.config.format.value,
-        "base_url": state.config.base_url,
+        "base_url": _public_url(state.config.base_url),
         "registered_because": state.source,
         "status": state.status,
         "reachable": {"ok": True, "unreachable": False}.get(state.status),

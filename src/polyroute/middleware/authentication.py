@@ -62,5 +62,5 @@ class AuthenticationMiddleware:
         if not any(hmac.compare_digest(digest, h) for h in self._hashes):
             await send_error(scope, send, AuthenticationError("invalid API key"))
             return
-        scope["state"]["principal"] = "admin"
+        scope.setdefault("state", {})["principal"] = "admin"
         await self.app(scope, receive, send)

@@ -1,8 +1,9 @@
 """RoutingTable: resolves a requested model name to a deployment (provider + upstream model).
 
 A table is immutable; discovery and admin edits build a new one and swap it in ``LiveRoutingTable``.
-Resolution order: an alias, then ``provider/model`` for a known provider, then a bare model id
-that some provider lists (the first in config order wins).
+Resolution order: an alias; ``provider/model`` for a model that provider lists, or for any model
+of a provider whose list is unknown; then a bare model id that some provider lists (the first in
+config order wins).
 """
 
 from __future__ import annotations
@@ -95,10 +96,13 @@ class RoutingTable:
         self.aliases = dict(aliases)
         self._by_name = {p.name: p for p in self.providers}
         self._deployments: dict[tuple[str, str], Deployment] = {}
+        self._qualified: dict[str, Deployment] = {}
         self._bare: dict[str, Deployment] = {}
         for provider in self.providers:
             for model in provider.models or ():
-                self._bare.setdefault(model.id, self._deployment(provider, model.id))
+                deployment = self._deployment(provider, model.id)
+                self._qualified[model.qualified_id] = deployment
+                self._bare.setdefault(model.id, deployment)
         self._alias_targets = {
             alias: self._deployment(self._by_name[p], m)
             for alias, (p, _, m) in ((a, t.partition("/")) for a, t in self.aliases.items())
@@ -129,14 +133,17 @@ class RoutingTable:
         """
         if provider is not None:
             return self._resolve_pinned(name, provider)
-        found = self._alias_targets.get(name) or self._bare.get(name)
+        found = self._alias_targets.get(name) or self._qualified.get(name)
         if found is not None:
             return found
         prefix, sep, model = name.partition("/")
         state = self._by_name.get(prefix) if sep and model else None
-        if state is None:
+        if state is not None and state.models is None:
+            return self._deployment(state, model)  # list unknown: the upstream decides
+        found = self._bare.get(name)
+        if found is None:
             raise self._not_found(name)
-        return self._checked(state, model, name)
+        return found
 
     def _resolve_pinned(self, name: str, provider: str) -> Deployment:
         state = self._by_name.get(provider)
@@ -149,6 +156,9 @@ class RoutingTable:
             if alias.provider != provider:
                 raise _wrong_provider(name, alias.provider, provider)
             return alias
+        found = self._qualified.get(f"{provider}/{name}")
+        if found is not None:
+            return found
         prefix, sep, model = name.partition("/")
         if sep and model and prefix in self._by_name:
             if prefix != provider:

@@ -67,7 +67,9 @@ class UpstreamTarget:
         self.secrets = tuple(sorted({c for c in credentials if c}, key=len, reverse=True))
         keys: Sequence[str | None] = credentials or (None,)
         prepared = [
-            MappingProxyType({"Content-Type": "application/json", **headers, **auth_headers(wire_format, key)})
+            MappingProxyType(
+                _merge_headers({"Content-Type": "application/json"}, headers, auth_headers(wire_format, key))
+            )
             for key in keys
         ]
         self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
@@ -89,6 +91,15 @@ class UpstreamTarget:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
         return text
+
+
+def _merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
+    """Later layers win, whatever the case of the header names (HTTP names are case-insensitive)."""
+    merged: dict[str, tuple[str, str]] = {}
+    for layer in layers:
+        for name, value in layer.items():
+            merged[name.lower()] = (name, value)
+    return dict(merged.values())
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ Same-format traffic is relayed as bytes; this module supplies what the relay nee
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import orjson
@@ -26,6 +27,7 @@ MAX_ERROR_MESSAGE_CHARS = 1000
 """Upstream error messages are cut to this length before they are stored or shown."""
 
 _DONE = b"data: [DONE]"
+_LINE_DONE = b"\n" + _DONE
 _FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
 _USAGE_KEY = b'"usage":'
 
@@ -84,7 +86,8 @@ class StreamTap:
             self.is_finished = any(marker in lines for marker in _FINISH_MARKERS)
         if _USAGE_KEY in lines:
             self._read_usage(lines)
-        if _DONE in lines:
+        # Only at the start of a line: inside a JSON string the same text is content, not the marker.
+        if lines.startswith(_DONE) or _LINE_DONE in lines:
             self.is_done = True
 
     def _read_model(self, lines: bytes) -> None:
@@ -144,8 +147,10 @@ def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, pr
 
 
 def _error_fields(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    if not body.strip():
+        return "(empty body)", None, None, None
     try:
-        value = orjson.loads(body) if body else None
+        value = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body.decode("utf-8", "replace").strip()
         return (text or "(empty body)"), None, None, None
@@ -170,9 +175,11 @@ def _str(value: object) -> str | None:
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     raw = headers.get("retry-after") or headers.get("Retry-After")
     try:
-        return max(0.0, float(raw)) if raw else None
+        seconds = float(raw) if raw else None
     except ValueError:
         return None
+    # An HTTP-date, "inf" or "nan" is not a usable delay.
+    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def render_error(error: GatewayError) -> tuple[int, JSONObject]:
