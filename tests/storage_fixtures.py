@@ -7,9 +7,10 @@ import os
 import secrets
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -69,7 +70,7 @@ async def _admin_execute(admin_url: URL, statement: str) -> None:
 
 
 @pytest.fixture
-def sqlite_url(tmp_path) -> str:
+def sqlite_url(tmp_path: Path) -> str:
     """A SQLite URL in a directory that does not exist yet."""
     return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'polyroute.db'}"
 

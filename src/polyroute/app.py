@@ -1,7 +1,9 @@
 """The composition root: builds every object from settings and the routing file, and wires the routes.
 
-Middleware order, outermost first (Starlette adds ServerErrorMiddleware outside and
-ExceptionMiddleware inside this list):
+Outermost is ``InferenceDispatcher``: ``POST /v1/chat/completions`` is served there directly
+(request id, authentication and error rendering in one frame; see ``api/dispatch.py`` for the
+measurement behind it). Every other request goes to Starlette, whose middleware order is,
+outermost first (Starlette adds ServerErrorMiddleware outside and ExceptionMiddleware inside):
 1. RequestIdMiddleware: every response, errors included, carries ``x-request-id``.
 2. AuthenticationMiddleware: no key, no entry (except ``/health`` and ``/ready``).
 """
@@ -19,16 +21,18 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from polyroute import settings as settings_module
+from polyroute.api.dispatch import InferenceDispatcher
 from polyroute.api.health import Readiness, health
 from polyroute.api.models import ModelListing
 from polyroute.api.openai import ChatCompletionsEndpoint
 from polyroute.api.responses import gateway_error_handler, http_exception_handler, unexpected_error_handler
 from polyroute.api.services import Services
 from polyroute.errors import ConfigError, GatewayError
-from polyroute.middleware.authentication import AuthenticationMiddleware, hash_key
-from polyroute.middleware.request_id import RequestIdMiddleware
+from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator, hash_key
+from polyroute.middleware.request_id import RequestIdMiddleware, RequestIds
 from polyroute.observability.logging import configure_logging
 from polyroute.routing.config import RoutingConfig, load_routing_config
 from polyroute.routing.discovery import DiscoveryOptions, ModelDiscovery, initial_table
@@ -76,6 +80,8 @@ class _Components:
     engine: AsyncEngine
     request_log: BatchingRequestLog
     discovery: ModelDiscovery
+    chat: ChatCompletionsEndpoint
+    """Served by the dispatcher's fast path; Starlette routes the same instance for other methods."""
 
 
 def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapping[str, str]) -> _Components:
@@ -94,13 +100,18 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         interval_s=settings.rediscover_interval_s,
         ollama_url=settings.ollama_url if routing is None else None,
     )
+    request_log = BatchingRequestLog(SqlRequestLogSink(engine), interval_s=settings.log_flush_interval_s)
+    services = Services(
+        routing=live, upstream=upstream, request_log=request_log, max_body_bytes=settings.max_body_bytes
+    )
     return _Components(
         settings=settings,
         live=live,
         upstream=upstream,
         engine=engine,
-        request_log=BatchingRequestLog(SqlRequestLogSink(engine), interval_s=settings.log_flush_interval_s),
+        request_log=request_log,
         discovery=ModelDiscovery(live, upstream, options),
+        chat=ChatCompletionsEndpoint(services),
     )
 
 
@@ -130,21 +141,16 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
 
 
 def _routes(parts: _Components) -> list[Route]:
-    services = Services(
-        routing=parts.live,
-        upstream=parts.upstream,
-        request_log=parts.request_log,
-        max_body_bytes=parts.settings.max_body_bytes,
-    )
+    services = parts.chat.services
     listing = ModelListing(parts.live, created=int(time.time()))
     engine = parts.engine
 
     async def storage_ok() -> bool:
         return await ping(engine)
 
-    chat, pinned = ChatCompletionsEndpoint(services), ChatCompletionsEndpoint(services, pinned=True)
+    pinned = ChatCompletionsEndpoint(services, pinned=True)
     return [
-        Route("/v1/chat/completions", chat, methods=["POST"]),
+        Route("/v1/chat/completions", parts.chat, methods=["POST"]),
         Route("/v1/providers/{provider}/chat/completions", pinned, methods=["POST"]),
         Route("/v1/models", listing.list_models, methods=["GET"]),
         Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
@@ -161,7 +167,7 @@ def create_app(
     environ: Mapping[str, str],
     *,
     run_migrations: bool = True,
-) -> Starlette:
+) -> ASGIApp:
     """Build the ASGI application.
 
     Raises:
@@ -175,16 +181,16 @@ def create_app(
             ]
         )
     parts = _components(settings, routing, environ)
+    ids = RequestIds()
+    authenticator = Authenticator(
+        key_hashes=[hash_key(settings.admin_key.get_secret_value())] if settings.admin_key else [],
+        open_access=settings.admin_key is None,
+    )
     middleware = [
-        Middleware(RequestIdMiddleware),
-        Middleware(
-            AuthenticationMiddleware,
-            key_hashes=[hash_key(settings.admin_key.get_secret_value())] if settings.admin_key else [],
-            public_paths=PUBLIC_PATHS,
-            open_access=settings.admin_key is None,
-        ),
+        Middleware(RequestIdMiddleware, ids=ids),
+        Middleware(AuthenticationMiddleware, authenticator=authenticator, public_paths=PUBLIC_PATHS),
     ]
-    return Starlette(
+    starlette = Starlette(
         routes=_routes(parts),
         middleware=middleware,
         lifespan=_lifespan(parts, run_migrations=run_migrations),
@@ -194,9 +200,11 @@ def create_app(
             Exception: unexpected_error_handler,
         },
     )
+    hot_paths = {("POST", "/v1/chat/completions"): parts.chat}
+    return InferenceDispatcher(starlette, hot_paths, ids=ids, authenticator=authenticator)
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> ASGIApp:
     """Factory for worker processes: everything from ``POLYROUTE_*``; migrations already ran in the parent."""
     settings = Settings()
     environ = settings_module.environment()

@@ -136,8 +136,11 @@ async def test_ping_is_true_for_a_working_database(sqlite_url: str) -> None:
         await engine.dispose()
 
 
-async def test_ping_is_false_when_the_database_cannot_be_opened(tmp_path: Path) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}")  # a directory, not a file
+async def test_ping_is_false_when_the_database_is_unusable(tmp_path: Path) -> None:
+    # Not a file that cannot be opened: aiosqlite then leaks a worker thread past the event loop.
+    path = tmp_path / "not-a-database.db"
+    path.write_bytes(b"this is not an SQLite database file" * 100)
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
     try:
         assert await ping(engine) is False
     finally:

@@ -96,7 +96,7 @@ class ChatCompletionsEndpoint:
     """Raw ASGI endpoint for chat completions; ``pinned`` takes the provider from the path."""
 
     def __init__(self, services: Services, *, pinned: bool = False) -> None:
-        self._services = services
+        self.services = services
         self._pinned = pinned
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -105,12 +105,12 @@ class ChatCompletionsEndpoint:
         outcome = _Outcome()
         is_stream = False
         try:
-            body = await read_body(scope, receive, self._services.max_body_bytes)
+            body = await read_body(scope, receive, self.services.max_body_bytes)
             payload = parse_json_object(body)
             outcome.model, provider, is_stream = validate_chat(payload)
             if self._pinned:
                 provider = self._pinned_provider(scope, provider)
-            deployment = outcome.deployment = self._services.routing.current.resolve(outcome.model, provider=provider)
+            deployment = outcome.deployment = self.services.routing.current.resolve(outcome.model, provider=provider)
             payload["model"] = deployment.model
             payload.pop("provider", None)
             data = orjson.dumps(payload)
@@ -136,7 +136,7 @@ class ChatCompletionsEndpoint:
         return provider
 
     async def _complete(self, deployment: Deployment, data: bytes, send: Send, outcome: _Outcome) -> None:
-        reply = await self._services.upstream.post(deployment.target, _PATH, data)
+        reply = await self.services.upstream.post(deployment.target, _PATH, data)
         answer = _load_answer(reply.body, deployment)
         usage = openai_chat.parse_usage(answer)
         if usage is not None:
@@ -149,7 +149,7 @@ class ChatCompletionsEndpoint:
         self, deployment: Deployment, data: bytes, receive: Receive, send: Send, outcome: _Outcome, started: float
     ) -> None:
         tap = openai_chat.StreamTap()
-        async with self._services.upstream.open_stream(deployment.target, _PATH, data) as upstream:
+        async with self.services.upstream.open_stream(deployment.target, _PATH, data) as upstream:
             await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(deployment)})
             with DisconnectWatch(receive) as watch:
                 error = await _relay(upstream, tap, send, outcome, started)
@@ -175,7 +175,7 @@ class ChatCompletionsEndpoint:
 
     def _record(self, scope: Scope, outcome: _Outcome, created_at: float, started: float, is_stream: bool) -> None:
         deployment = outcome.deployment
-        self._services.request_log.record(
+        self.services.request_log.record(
             RequestRecord(
                 id=scope["state"].get("request_id") or "",
                 created_at=created_at,

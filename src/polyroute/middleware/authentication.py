@@ -1,13 +1,12 @@
 """API key check: ``Authorization: Bearer <key>`` (or ``x-api-key``) against the admin key's hash.
 
-Keys are compared as SHA-256 digests with a constant-time comparison. ``open_access`` (no admin key,
+Keys are looked up by their SHA-256 digest, never compared as plain text. ``open_access`` (no admin key,
 loopback listener only) lets every request through, as the start-up log says.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 from collections.abc import Iterable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -33,34 +32,41 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     return None
 
 
-class AuthenticationMiddleware:
-    """Rejects requests without a valid key, except on public paths or in open-access mode."""
+class Authenticator:
+    """Decides whether a request's key is accepted; the verdict is an error to render, or None."""
 
-    def __init__(
-        self, app: ASGIApp, *, key_hashes: Iterable[bytes], public_paths: Iterable[str], open_access: bool
-    ) -> None:
-        self.app = app
-        self._hashes = tuple(key_hashes)
-        self._public = frozenset(public_paths)
+    def __init__(self, *, key_hashes: Iterable[bytes], open_access: bool) -> None:
+        # A set lookup by SHA-256 digest: the stored value is a hash, so timing reveals nothing usable.
+        self._hashes = frozenset(key_hashes)
         self._open = open_access
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._open or scope["path"] in self._public:
-            await self.app(scope, receive, send)
-            return
+    def check(self, scope: Scope) -> AuthenticationError | None:
+        """None when the request may proceed (its principal is then in ``scope["state"]``)."""
+        if self._open:
+            return None
         key = presented_key(scope["headers"])
         if key is None:
-            await send_error(
-                scope,
-                send,
-                AuthenticationError(
-                    "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
-                ),
+            return AuthenticationError(
+                "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
             )
-            return
-        digest = hashlib.sha256(key).digest()
-        if not any(hmac.compare_digest(digest, h) for h in self._hashes):
-            await send_error(scope, send, AuthenticationError("invalid API key"))
-            return
+        if hashlib.sha256(key).digest() not in self._hashes:
+            return AuthenticationError("invalid API key")
         scope.setdefault("state", {})["principal"] = "admin"
+        return None
+
+
+class AuthenticationMiddleware:
+    """Rejects requests without a valid key, except on public paths."""
+
+    def __init__(self, app: ASGIApp, *, authenticator: Authenticator, public_paths: Iterable[str]) -> None:
+        self.app = app
+        self._authenticator = authenticator
+        self._public = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] not in self._public:
+            error = self._authenticator.check(scope)
+            if error is not None:
+                await send_error(scope, send, error)
+                return
         await self.app(scope, receive, send)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -138,10 +139,15 @@ def _dialect_sqlite_on_connect(dbapi_connection: Any, connection_record: Any) ->
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        # busy_timeout first: switching to WAL needs a lock another process may hold.
         cursor.execute("PRAGMA busy_timeout = 5000")
-        cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+        except sqlite3.OperationalError as exc:
+            # Switching to WAL needs an exclusive lock, and SQLite fails at once (no busy wait) while
+            # another connection holds one, e.g. workers opening a new file together. WAL is a property
+            # of the file: the lock holder or a later connection switches it; this one still works.
+            logger.info("SQLite journal_mode=WAL not set on this connection: %s", exc)
     finally:
         cursor.close()
 

@@ -14,6 +14,7 @@ from types import MappingProxyType
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from polyroute.errors import UpstreamError, UpstreamProtocolError, UpstreamStatusError
 from polyroute.upstream.auth import auth_headers
@@ -55,7 +56,17 @@ class Endpoint:
 class UpstreamTarget:
     """A provider's endpoint and credentials, ready to send to."""
 
-    __slots__ = ("_headers", "base_url", "models_url", "name", "secrets", "stream_timeout", "timeout", "wire_format")
+    __slots__ = (
+        "_headers",
+        "_urls",
+        "base_url",
+        "models_url",
+        "name",
+        "secrets",
+        "stream_timeout",
+        "timeout",
+        "wire_format",
+    )
 
     def __init__(
         self, endpoint: Endpoint, *, credentials: Sequence[str], headers: Mapping[str, str], timeouts: Timeouts
@@ -73,6 +84,7 @@ class UpstreamTarget:
             for key in keys
         ]
         self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
+        self._urls: dict[str, URL] = {}
         # sock_read bounds the wait for the answer to begin (and, for streams, every later gap).
         self.timeout = aiohttp.ClientTimeout(
             total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
@@ -80,6 +92,13 @@ class UpstreamTarget:
         self.stream_timeout = aiohttp.ClientTimeout(
             total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s
         )
+
+    def url(self, path: str) -> URL:
+        """The parsed URL of an endpoint path under ``base_url`` (parsed once per path, not per call)."""
+        found = self._urls.get(path)
+        if found is None:
+            found = self._urls[path] = URL(self.base_url + path)
+        return found
 
     def next_headers(self) -> Mapping[str, str]:
         """Headers for the next call, rotating through the credentials in turn."""
@@ -155,7 +174,7 @@ class UpstreamClient:
         """
         with map_transport_errors(target.name):
             async with self._session.post(
-                target.base_url + path, data=body, headers=target.next_headers(), timeout=target.timeout
+                target.url(path), data=body, headers=target.next_headers(), timeout=target.timeout
             ) as response:
                 data = await response.read()
                 if response.status >= 400:
@@ -174,7 +193,7 @@ class UpstreamClient:
         """
         with map_transport_errors(target.name):
             response = await self._session.post(
-                target.base_url + path, data=body, headers=target.next_headers(), timeout=target.stream_timeout
+                target.url(path), data=body, headers=target.next_headers(), timeout=target.stream_timeout
             )
         try:
             if response.status >= 400:

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from polyroute.middleware.authentication import AuthenticationMiddleware, hash_key, presented_key
+from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator, hash_key, presented_key
 
 ADMIN_KEY = "pr-admin-0123456789abcdef"
 OTHER_KEY = "pr-second-key-fedcba9876543210"
@@ -46,7 +46,9 @@ async def call(
         sent.append(message)
 
     middleware = AuthenticationMiddleware(
-        inner, key_hashes=[hash_key(k) for k in keys], public_paths=PUBLIC, open_access=open_access
+        inner,
+        authenticator=Authenticator(key_hashes=[hash_key(k) for k in keys], open_access=open_access),
+        public_paths=PUBLIC,
     )
     await middleware(scope, no_body, send)
     return inner, sent

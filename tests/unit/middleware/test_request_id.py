@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from polyroute.middleware.request_id import RequestIdMiddleware
+from polyroute.middleware.request_id import RequestIdMiddleware, RequestIds
 
 
 class Recorder:
@@ -42,7 +42,7 @@ async def run(scope: dict[str, Any], inner: Recorder | None = None) -> tuple[Rec
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await RequestIdMiddleware(inner)(scope, no_body, send)
+    await RequestIdMiddleware(inner, ids=RequestIds())(scope, no_body, send)
     return inner, sent
 
 
@@ -155,7 +155,7 @@ async def test_request_id_non_http_scope_passes_through_untouched(kind: str) -> 
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await RequestIdMiddleware(inner)(scope, no_body, send)
+    await RequestIdMiddleware(inner, ids=RequestIds())(scope, no_body, send)
 
     assert seen == [{"type": kind, "headers": []}]
     assert sent == [{"type": f"{kind}.marker"}]
