@@ -40,6 +40,8 @@ _SSE_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 )
+_JSON_HEADERS = ((b"content-type", b"application/json"),)
+_MAX_CACHED_HEADERS = 10_000
 _DONE = b"data: [DONE]\n\n"
 _END = {"type": "http.response.body", "body": b"", "more_body": False}
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
@@ -98,6 +100,23 @@ class ChatCompletionsEndpoint:
     def __init__(self, services: Services, *, pinned: bool = False) -> None:
         self.services = services
         self._pinned = pinned
+        self._header_cache: dict[tuple[str, str, bytes], tuple[tuple[bytes, bytes], ...]] = {}
+
+    def _headers(
+        self, deployment: Deployment, base: tuple[tuple[bytes, bytes], ...]
+    ) -> tuple[tuple[bytes, bytes], ...]:
+        """Response headers naming what answered, built once per deployment and kind of answer."""
+        key = (deployment.provider, deployment.model, base[0][1])
+        found = self._header_cache.get(key)
+        if found is None:
+            found = (
+                *base,
+                (b"x-polyroute-provider", deployment.provider.encode()),
+                (b"x-polyroute-model", deployment.model.encode()),
+            )
+            if len(self._header_cache) < _MAX_CACHED_HEADERS:
+                self._header_cache[key] = found
+        return found
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -143,14 +162,15 @@ class ChatCompletionsEndpoint:
             outcome.usage_in, outcome.usage_out = usage.input_tokens, usage.output_tokens
         model = answer.get("model")
         outcome.upstream_model = model if isinstance(model, str) else None
-        await send_bytes(send, reply.status, reply.body, _answer_headers(deployment, b"application/json"))
+        await send_bytes(send, reply.status, reply.body, self._headers(deployment, _JSON_HEADERS))
 
     async def _stream(
         self, deployment: Deployment, data: bytes, receive: Receive, send: Send, outcome: _Outcome, started: float
     ) -> None:
         tap = openai_chat.StreamTap()
         async with self.services.upstream.open_stream(deployment.target, _PATH, data) as upstream:
-            await send({"type": "http.response.start", "status": 200, "headers": _stream_headers(deployment)})
+            headers = list(self._headers(deployment, _SSE_HEADERS))
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             with DisconnectWatch(receive) as watch:
                 error = await _relay(upstream, tap, send, outcome, started)
             if watch.disconnected:
@@ -224,19 +244,3 @@ def _load_answer(body: bytes, deployment: Deployment) -> dict[str, Any]:
             f"{deployment.provider} answered with something that is not a chat completion", provider=deployment.provider
         )
     return answer
-
-
-def _answer_headers(deployment: Deployment, content_type: bytes) -> list[tuple[bytes, bytes]]:
-    return [
-        (b"content-type", content_type),
-        (b"x-polyroute-provider", deployment.provider.encode()),
-        (b"x-polyroute-model", deployment.model.encode()),
-    ]
-
-
-def _stream_headers(deployment: Deployment) -> list[tuple[bytes, bytes]]:
-    return [
-        *_SSE_HEADERS,
-        (b"x-polyroute-provider", deployment.provider.encode()),
-        (b"x-polyroute-model", deployment.model.encode()),
-    ]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestRecord:
-    """One row of the request log: a request the gateway answered, without any body content."""
+class RequestRecord(NamedTuple):
+    """One row of the request log: a request the gateway answered, without any body content.
+
+    A NamedTuple, not a frozen dataclass: one is built on every request, and a tuple in column
+    order is also what the SQL sink hands to the driver (a frozen dataclass cost ~5 us to build).
+    """
 
     id: str
     """The request id (the ``x-request-id`` sent to the client); not unique across clients."""

@@ -22,6 +22,9 @@ def create_session(*, connect_timeout_s: float) -> aiohttp.ClientSession:
     )
     return aiohttp.ClientSession(
         connector=connector,
+        # One session serves every caller: cookies set by an upstream must never ride along on
+        # another caller's request (and a jar costs a lookup per request).
+        cookie_jar=aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s),
         json_serialize=lambda value: orjson.dumps(value).decode(),
         auto_decompress=True,
