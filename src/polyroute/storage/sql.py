@@ -192,10 +192,13 @@ def _to_row(entry: RequestRecord) -> tuple[object, ...]:
 
 
 def _is_storable(entry: RequestRecord) -> bool:
-    """The common case, checked cheaply on the values that come from outside (paths, model names,
-    upstream codes and token counts); the rest are made by the gateway itself."""
-    for text in (entry.endpoint, entry.requested_model, entry.upstream_model, entry.error_code):
-        if text is not None and (len(text) > _MAX_TEXT_CHARS or not text.isascii() or "\x00" in text):
+    """The common case, checked cheaply.
+
+    Only values that come from outside are checked (paths, model names, upstream codes and token
+    counts); the rest are made by the gateway itself.
+    """
+    for value in (entry.endpoint, entry.requested_model, entry.upstream_model, entry.error_code):
+        if value is not None and (len(value) > _MAX_TEXT_CHARS or not value.isascii() or "\x00" in value):
             return False
     for count in (entry.prompt_tokens, entry.completion_tokens):
         if count is not None and not -_INT64_MAX <= count <= _INT64_MAX:
