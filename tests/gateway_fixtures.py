@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
+import openai
 import pytest
 import uvicorn
 
@@ -107,6 +109,20 @@ def fake_upstream_server() -> Iterator[FakeUpstream]:
 def fake_upstream(fake_upstream_server: FakeUpstream) -> FakeUpstream:
     fake_upstream_server.reset()
     return fake_upstream_server
+
+
+@pytest.fixture
+def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
+    """The official OpenAI SDK pointed at the shared gateway."""
+    with openai.OpenAI(base_url=gateway.base_url, api_key=ADMIN_KEY, max_retries=0, timeout=15) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
+    """A plain HTTP client for what the SDK cannot send, authenticated with the admin key."""
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=15) as http:
+        yield http
 
 
 @pytest.fixture(scope="session")

@@ -46,18 +46,6 @@ def edge(fake_upstream_server: FakeUpstream, tmp_path_factory: pytest.TempPathFa
     running.stop()
 
 
-@pytest.fixture
-def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gateway.base_url, api_key=ADMIN_KEY, max_retries=0, timeout=15) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, headers=AUTH, timeout=15) as http:
-        yield http
-
-
 def error_of(response: httpx.Response, status: int) -> dict[str, Any]:
     """The ``error`` object of an OpenAI-shaped error response, after checking its shape."""
     assert response.status_code == status, response.text

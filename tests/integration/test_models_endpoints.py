@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,6 @@ from tests.fakes import FakeUpstream
 from tests.gateway_fixtures import (
     ADMIN_KEY,
     UPSTREAM_KEY,
-    RunningGateway,
     free_port,
     mock_routing,
     start_gateway,
@@ -25,18 +23,6 @@ from tests.gateway_fixtures import (
 AUTH = {"Authorization": f"Bearer {ADMIN_KEY}"}
 HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 PROVIDER_FIELDS = {"name", "format", "models", "model_count", "model_counts", "registered_because", "status"}
-
-
-@pytest.fixture
-def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gateway.base_url, api_key=ADMIN_KEY, max_retries=0, timeout=15) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, headers=AUTH, timeout=15) as http:
-        yield http
 
 
 def get_json(http: httpx.Client, path: str, status: int = 200) -> Any:

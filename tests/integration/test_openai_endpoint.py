@@ -52,19 +52,6 @@ HELLO: list[ChatCompletionMessageParam] = [{"role": "user", "content": "Say hell
 
 
 @pytest.fixture
-def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gateway.base_url, api_key=ADMIN_KEY, max_retries=0, timeout=15) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
-    with httpx.Client(base_url=gateway.url, headers=headers, timeout=15) as http:
-        yield http
-
-
-@pytest.fixture
 def two_providers(fake_upstream: FakeUpstream, tmp_path: Path) -> Iterator[RunningGateway]:
     """``mock`` (gpt-4o, gpt-4o-mini) and ``other`` (o3-mini), both in front of the fake."""
     routing = mock_routing(fake_upstream)

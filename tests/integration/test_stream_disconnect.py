@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import aiohttp
 import httpx
@@ -28,18 +27,6 @@ DONE = b"data: [DONE]\n\n"
 def slow_stream(n: int = 50) -> Reply:
     """A stream that would take ``n`` x 0.2 s to finish."""
     return Reply(events=text_stream([f" {i}" for i in range(n)]), event_delay_s=0.2)
-
-
-@pytest.fixture
-def client(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=gateway.base_url, api_key=ADMIN_KEY, max_retries=0, timeout=15) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def raw(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=gateway.url, headers=AUTH, timeout=15) as http:
-        yield http
 
 
 def raw_stream(http: httpx.Client, body: dict[str, object] = STREAM_BODY) -> tuple[int, bytes]:
