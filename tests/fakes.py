@@ -149,6 +149,8 @@ class Reply:
     events: list[bytes] | None = None
     event_delay_s: float = 0.0
     cut_after: int | None = None
+    chunked: bool = False
+    """Send a JSON body with chunked transfer encoding (no Content-Length)."""
 
 
 @dataclass
@@ -228,6 +230,14 @@ class FakeUpstream:
         if reply.events is not None:
             return await self._stream(request, reply)
         body = reply.raw_body if reply.raw_body is not None else json.dumps(reply.json_body).encode()
+        if reply.chunked:
+            response = web.StreamResponse(status=reply.status, headers={"Content-Type": reply.content_type})
+            response.enable_chunked_encoding()
+            await response.prepare(request)
+            for start in range(0, len(body), 1024):
+                await response.write(body[start : start + 1024])
+            await response.write_eof()
+            return response
         return web.Response(status=reply.status, body=body, content_type=reply.content_type, headers=reply.headers)
 
     async def _stream(self, request: web.Request, reply: Reply) -> web.StreamResponse:

@@ -414,6 +414,23 @@ def test_upstream_success_status_with_error_body_is_an_error(
     assert "model overloaded, try later" in sdk_error(caught)["message"]
 
 
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_upstream_answer_over_the_size_cap_is_refused(
+    client: openai.OpenAI, fake_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch, chunked: bool
+) -> None:
+    monkeypatch.setattr("polyroute.upstream.client.MAX_ANSWER_BYTES", 4096)
+    huge = completion(content="x" * 10_000)
+    fake_upstream.push(Reply(json_body=huge, chunked=chunked))
+
+    with pytest.raises(openai.InternalServerError) as caught:
+        client.chat.completions.create(model="mock/gpt-4o", messages=HELLO)
+
+    assert caught.value.status_code == 502
+    assert sdk_error(caught)["code"] == "upstream_protocol_error"
+    assert "larger than 4096 bytes" in sdk_error(caught)["message"]
+    assert client.chat.completions.create(model="mock/gpt-4o", messages=HELLO).choices
+
+
 def test_upstream_unreachable_is_bad_gateway(edge: RunningGateway) -> None:
     with (
         openai.OpenAI(base_url=edge.base_url, api_key=ADMIN_KEY, max_retries=0) as sdk,

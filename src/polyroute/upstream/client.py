@@ -23,6 +23,9 @@ from polyroute.wire import WireFormat, openai_chat
 
 _REDACTED = "[redacted]"
 
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+"""Largest non-streamed upstream answer the gateway accepts (images as base64 fit well within it)."""
+
 # Where each format lists its models, and how to read the answer.
 _MODEL_LIST_PATHS: Mapping[WireFormat, str] = {
     WireFormat.OPENAI: "/models",
@@ -176,7 +179,7 @@ class UpstreamClient:
             async with self._session.post(
                 target.url(path), data=body, headers=target.next_headers(), timeout=target.timeout
             ) as response:
-                data = await response.read()
+                data = await _read_capped(response, target.name)
                 if response.status >= 400:
                     raise status_error(target, response.status, data, response.headers)
                 return UpstreamReply(response.status, data)
@@ -198,7 +201,7 @@ class UpstreamClient:
         try:
             if response.status >= 400:
                 with map_transport_errors(target.name):
-                    data = await response.read()
+                    data = await _read_capped(response, target.name)
                 raise status_error(target, response.status, data, response.headers)
             if response.content_type not in ("text/event-stream", "application/x-ndjson"):
                 raise UpstreamProtocolError(
@@ -224,10 +227,30 @@ class UpstreamClient:
             async with self._session.get(
                 url, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
             ) as response:
-                data = await response.read()
+                data = await _read_capped(response, target.name)
                 if response.status >= 400:
                     raise status_error(target, response.status, data, response.headers)
         return _model_ids(target, data)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, provider: str) -> bytes:
+    """The whole body of a non-streamed answer, refusing one larger than ``MAX_ANSWER_BYTES``.
+
+    An upstream that lies about its size, or never stops sending, cannot exhaust the gateway's memory.
+    """
+    declared = response.content_length
+    if declared is not None and declared <= MAX_ANSWER_BYTES:
+        return await response.read()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_ANSWER_BYTES:
+            raise UpstreamProtocolError(
+                f"{provider} sent an answer larger than {MAX_ANSWER_BYTES} bytes", provider=provider
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _model_ids(target: UpstreamTarget, data: bytes) -> list[str]:

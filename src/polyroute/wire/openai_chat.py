@@ -26,6 +26,9 @@ from polyroute.types import JSONObject, JSONValue
 MAX_ERROR_MESSAGE_CHARS = 1000
 """Upstream error messages are cut to this length before they are stored or shown."""
 
+MAX_INSPECTED_LINE_BYTES = 1024 * 1024
+"""An unfinished SSE line longer than this is dropped from inspection (the bytes still reach the client)."""
+
 _DONE = b"data: [DONE]"
 _LINE_DONE = b"\n" + _DONE
 _FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
@@ -76,7 +79,8 @@ class StreamTap:
         """Inspect one piece of the stream as it passes."""
         buf = self._partial + data if self._partial else data
         cut = buf.rfind(b"\n") + 1
-        self._partial = buf[cut:]
+        # A line longer than this is relayed but not inspected: no upstream can make the tap hoard memory.
+        self._partial = buf[cut:] if len(buf) - cut <= MAX_INSPECTED_LINE_BYTES else b""
         if not cut:
             return
         lines = buf[:cut] if cut < len(buf) else buf

@@ -24,6 +24,7 @@ from polyroute.errors import (
 )
 from polyroute.wire.openai_chat import (
     MAX_ERROR_MESSAGE_CHARS,
+    MAX_INSPECTED_LINE_BYTES,
     StreamTap,
     parse_error,
     parse_usage,
@@ -566,3 +567,13 @@ def test_render_error_parsed_upstream_error_keeps_upstream_fields() -> None:
         "code": "context_length_exceeded",
         "param": "messages",
     }
+
+
+def test_stream_tap_unfinished_line_over_the_cap_is_dropped_not_hoarded() -> None:
+    tap = StreamTap()
+    for _ in range(3):
+        tap.feed(b"x" * (MAX_INSPECTED_LINE_BYTES // 2))
+    assert len(tap._partial) <= MAX_INSPECTED_LINE_BYTES
+    tap.feed(b'\ndata: {"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}\n\n')
+    assert tap.usage is not None
+    assert (tap.usage.input_tokens, tap.usage.output_tokens) == (3, 4)
