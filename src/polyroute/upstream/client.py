@@ -88,13 +88,11 @@ class UpstreamTarget:
         ]
         self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
         self._urls: dict[str, URL] = {}
-        # sock_read bounds the wait for the answer to begin (and, for streams, every later gap).
-        self.timeout = aiohttp.ClientTimeout(
-            total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
-        )
-        self.stream_timeout = aiohttp.ClientTimeout(
-            total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.stream_idle_s
-        )
+        # sock_read bounds the wait for the answer to begin (and, for streams, every later gap). It
+        # re-arms a timer on every read (~30k instructions per call under callgrind), so it is set
+        # only where it is tighter than the total.
+        self.timeout = _client_timeout(timeouts, sock_read_s=timeouts.first_byte_s)
+        self.stream_timeout = _client_timeout(timeouts, sock_read_s=timeouts.stream_idle_s)
 
     def url(self, path: str) -> URL:
         """The parsed URL of an endpoint path under ``base_url`` (parsed once per path, not per call)."""
@@ -113,6 +111,11 @@ class UpstreamTarget:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
         return text
+
+
+def _client_timeout(timeouts: Timeouts, *, sock_read_s: float) -> aiohttp.ClientTimeout:
+    sock_read = sock_read_s if sock_read_s < timeouts.total_s else None
+    return aiohttp.ClientTimeout(total=timeouts.total_s, sock_connect=timeouts.connect_s, sock_read=sock_read)
 
 
 def _merge_headers(*layers: Mapping[str, str]) -> dict[str, str]:
