@@ -34,6 +34,7 @@ test: $(STAMP_DEV)
 	PATH="$(abspath $(BIN)):$$PATH" scripts/test
 
 bench: $(STAMP_DEV)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py
 
 clean:

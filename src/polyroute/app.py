@@ -10,7 +10,6 @@ outermost first (Starlette adds ServerErrorMiddleware outside and ExceptionMiddl
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -124,10 +123,6 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
         await parts.upstream.start()
         await parts.request_log.start()
         await parts.discovery.start()
-        # Everything built at start-up lives as long as the process: keep it out of the cyclic
-        # collector's full passes, which otherwise walk every module and table on each request burst.
-        gc.collect()
-        gc.freeze()
         if parts.settings.admin_key is None:
             logger.warning(
                 "POLYROUTE_ADMIN_KEY is not set: accepting unauthenticated requests, "

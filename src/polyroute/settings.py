@@ -58,8 +58,6 @@ class Settings(BaseSettings):
     """Register keyless Pollinations text models in zero-config mode."""
     ollama_url: str = "http://127.0.0.1:11434"
     """Where zero-config mode looks for a local Ollama."""
-    access_log: bool = False
-    """One log line per request (the request log table records every request either way)."""
     log_flush_interval_s: float = Field(default=1.0, gt=0)
 
     @property
