@@ -34,6 +34,7 @@ from polyroute.errors import ConfigError, GatewayError
 from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator, hash_key
 from polyroute.middleware.request_id import RequestIdMiddleware, RequestIds
 from polyroute.observability.logging import configure_logging
+from polyroute.routing.catalog import zero_config_providers
 from polyroute.routing.config import RoutingConfig, load_routing_config
 from polyroute.routing.discovery import DiscoveryOptions, ModelDiscovery, initial_table
 from polyroute.routing.table import LiveRoutingTable
@@ -62,10 +63,14 @@ def load_routing(settings: Settings, environ: Mapping[str, str]) -> RoutingConfi
     return load_routing_config(path, environ)
 
 
-def secrets_of(settings: Settings, routing: RoutingConfig | None) -> list[str]:
-    """Every secret the process knows, for log redaction."""
+def secrets_of(settings: Settings, routing: RoutingConfig | None, environ: Mapping[str, str]) -> list[str]:
+    """Every secret the process knows (the admin key and every provider credential), for log redaction."""
     found = [settings.admin_key.get_secret_value()] if settings.admin_key else []
-    for provider in routing.providers if routing else ():
+    if routing is not None:
+        providers = routing.providers
+    else:
+        providers = [p for p, _ in zero_config_providers(environ, include_keyless=settings.pollinations)]
+    for provider in providers:
         found.extend(provider.credentials)
     return found
 
@@ -209,5 +214,5 @@ def app_from_environment() -> ASGIApp:
     settings = Settings()
     environ = settings_module.environment()
     routing = load_routing(settings, environ)
-    configure_logging(settings.log_level, secrets_of(settings, routing))
+    configure_logging(settings.log_level, secrets_of(settings, routing, environ))
     return create_app(settings, routing, environ, run_migrations=False)

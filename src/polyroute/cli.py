@@ -73,7 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     environ = settings_module.environment()
     routing = load_routing(settings, environ)
-    configure_logging(settings.log_level, secrets_of(settings, routing))
+    configure_logging(settings.log_level, secrets_of(settings, routing, environ))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade_sync(settings.resolved_database_url)
     options: dict[str, Any] = {
