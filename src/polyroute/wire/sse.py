@@ -83,7 +83,9 @@ class SSEDecoder:
         return []
 
     def _split_lines(self, chunk: bytes) -> list[bytes]:
-        if self._skip_lf and chunk:
+        if not chunk:
+            return []  # an empty read says nothing, not even that a pending "\r" stood alone
+        if self._skip_lf:
             # The previous chunk ended in "\r"; a "\n" here completes that "\r\n", not a new line.
             self._skip_lf = False
             if chunk.startswith(b"\n"):

@@ -264,3 +264,14 @@ async def test_aiter_events_yields_events_of_async_chunks() -> None:
 async def test_aiter_events_line_over_cap_raises() -> None:
     with pytest.raises(ValueError, match="exceeds 4 bytes"):
         [event async for event in aiter_events(_chunks(b"data: long\n\n", 100), max_line_bytes=4)]
+
+
+def test_sse_decoder_empty_chunk_between_cr_and_lf_keeps_one_line_ending() -> None:
+    """Regression: an empty read after a chunk ending in "\\r" made the following "\\n" a blank line."""
+    decoder = SSEDecoder()
+    events = [
+        *decoder.feed(b"event: a\r"),
+        *decoder.feed(b""),
+        *decoder.feed(b"\ndata: x\r\n\r\n"),
+    ]
+    assert events == [SSEEvent(event="a", data="x")]
