@@ -6,8 +6,6 @@ Reasoning parts are never rendered: Chat Completions has no field that takes rea
 
 from __future__ import annotations
 
-from typing import NoReturn
-
 from polyroute.core.messages import (
     ChatRequest,
     ImagePart,
@@ -20,8 +18,8 @@ from polyroute.core.messages import (
     ToolResultPart,
     ToolSpec,
 )
-from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
+from polyroute.wire.fields import as_list, as_object, fail, field_path, opt_bool, opt_float, opt_int, opt_str, req_str
 
 FORMAT = "openai"
 """``WireFormat.OPENAI``: the key of ``extensions`` and the ``source_format`` of reasoning parts."""
@@ -46,81 +44,18 @@ _DATA_URL_PREFIX = "data:"
 _BASE64_MARKER = ";base64,"
 
 
-def fail(param: str, message: str) -> NoReturn:
-    """Raise the validation error for ``param``."""
-    raise InvalidRequestError(f"{param}: {message}", param=param)
-
-
-def _path(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
-
-
-def as_object(value: JSONValue, param: str) -> JSONObject:
-    """``value`` if it is a JSON object, else a validation error naming ``param``."""
-    if not isinstance(value, dict):
-        fail(param, "must be an object")
-    return value
-
-
-def as_list(value: JSONValue, param: str) -> list[JSONValue]:
-    """``value`` if it is a JSON array, else a validation error naming ``param``."""
-    if not isinstance(value, list):
-        fail(param, "must be an array")
-    return value
-
-
-def opt_str(obj: JSONObject, key: str, base: str) -> str | None:
-    """The string at ``obj[key]``; None when absent or null."""
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    fail(_path(base, key), "must be a string")
-
-
-def req_str(obj: JSONObject, key: str, base: str) -> str:
-    """The string at ``obj[key]``, which must be present."""
-    value = opt_str(obj, key, base)
-    if value is None:
-        fail(_path(base, key), "is required")
-    return value
-
-
-def opt_int(obj: JSONObject, key: str, base: str) -> int | None:
-    """The integer at ``obj[key]``; None when absent or null."""
-    value = obj.get(key)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    fail(_path(base, key), "must be an integer")
-
-
-def _opt_float(obj: JSONObject, key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    fail(key, "must be a number")
-
-
-def _opt_bool(obj: JSONObject, key: str, base: str) -> bool | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    fail(_path(base, key), "must be a boolean")
-
-
 # --- content -------------------------------------------------------------------------------------------------------
 
 
 def _parse_image(part: JSONObject, param: str) -> ImagePart:
     # image_url.detail has no canonical field and is dropped.
-    image_param = _path(param, "image_url")
+    image_param = field_path(param, "image_url")
     url = req_str(as_object(part.get("image_url"), image_param), "url", image_param)
     if not url.startswith(_DATA_URL_PREFIX):
         return ImagePart(url=url)
     media_type, marker, data = url[len(_DATA_URL_PREFIX) :].partition(_BASE64_MARKER)
     if not marker or not media_type:
-        fail(_path(image_param, "url"), "a data: URL must have the form data:<media type>;base64,<data>")
+        fail(field_path(image_param, "url"), "a data: URL must have the form data:<media type>;base64,<data>")
     return ImagePart(data=data, media_type=media_type)
 
 
@@ -131,7 +66,7 @@ def _parse_content_part(value: JSONValue, param: str, *, allow_images: bool) -> 
         return TextPart(text=req_str(part, "text", param))
     if part_type == "image_url" and allow_images:
         return _parse_image(part, param)
-    fail(_path(param, "type"), f"unsupported content part type {part_type!r}")
+    fail(field_path(param, "type"), f"unsupported content part type {part_type!r}")
 
 
 def _parse_content(message: JSONObject, param: str, *, allow_images: bool = False) -> tuple[TextPart | ImagePart, ...]:
@@ -140,7 +75,7 @@ def _parse_content(message: JSONObject, param: str, *, allow_images: bool = Fals
         return ()
     if isinstance(content, str):
         return (TextPart(text=content),)
-    items = as_list(content, _path(param, "content"))
+    items = as_list(content, field_path(param, "content"))
     return tuple(
         _parse_content_part(item, f"{param}.content[{index}]", allow_images=allow_images)
         for index, item in enumerate(items)
@@ -150,8 +85,8 @@ def _parse_content(message: JSONObject, param: str, *, allow_images: bool = Fals
 def _parse_tool_call(value: JSONValue, param: str) -> ToolCallPart:
     call = as_object(value, param)
     if req_str(call, "type", param) != "function":
-        fail(_path(param, "type"), "must be 'function'")
-    function_param = _path(param, "function")
+        fail(field_path(param, "type"), "must be 'function'")
+    function_param = field_path(param, "function")
     function = as_object(call.get("function"), function_param)
     # The arguments text is kept byte for byte; it is the model's output and may not even be valid JSON.
     return ToolCallPart(
@@ -163,7 +98,7 @@ def _parse_tool_call(value: JSONValue, param: str) -> ToolCallPart:
 
 def _parse_assistant(message: JSONObject, param: str) -> Message:
     parts: list[Part] = list(_parse_content(message, param))
-    calls = as_list(message.get("tool_calls") or [], _path(param, "tool_calls"))
+    calls = as_list(message.get("tool_calls") or [], field_path(param, "tool_calls"))
     parts.extend(_parse_tool_call(call, f"{param}.tool_calls[{index}]") for index, call in enumerate(calls))
     return Message(role="assistant", parts=tuple(parts))
 
@@ -200,7 +135,7 @@ def _parse_messages(values: list[JSONValue]) -> tuple[tuple[TextPart, ...], tupl
             else:
                 messages.append(Message(role="user", parts=(result,)))
         else:
-            fail(_path(param, "role"), "must be one of system, developer, user, assistant, tool")
+            fail(field_path(param, "role"), "must be one of system, developer, user, assistant, tool")
     return tuple(system), tuple(messages)
 
 
@@ -211,14 +146,14 @@ def _is_tool_results(message: Message) -> bool:
 def _parse_tool(value: JSONValue, param: str) -> ToolSpec:
     tool = as_object(value, param)
     if req_str(tool, "type", param) != "function":
-        fail(_path(param, "type"), "must be 'function'")
-    function_param = _path(param, "function")
+        fail(field_path(param, "type"), "must be 'function'")
+    function_param = field_path(param, "function")
     function = as_object(tool.get("function"), function_param)
     parameters = function.get("parameters")
     return ToolSpec(
         name=req_str(function, "name", function_param),
         description=opt_str(function, "description", function_param),
-        parameters={} if parameters is None else as_object(parameters, _path(function_param, "parameters")),
+        parameters={} if parameters is None else as_object(parameters, field_path(function_param, "parameters")),
     )
 
 
@@ -251,7 +186,7 @@ def _parse_response_format(value: JSONValue) -> ResponseFormat | None:
         mode="json_schema",
         name=req_str(spec, "name", "response_format.json_schema"),
         schema=None if schema is None else as_object(schema, "response_format.json_schema.schema"),
-        strict=_opt_bool(spec, "strict", "response_format.json_schema"),
+        strict=opt_bool(spec, "strict", "response_format.json_schema"),
     )
 
 
@@ -289,13 +224,13 @@ def parse_request(body: JSONObject) -> ChatRequest:
         system=system,
         tools=tuple(_parse_tool(item, f"tools[{index}]") for index, item in enumerate(tools)),
         tool_choice=_parse_tool_choice(body.get("tool_choice")),
-        parallel_tool_calls=_opt_bool(body, "parallel_tool_calls", ""),
+        parallel_tool_calls=opt_bool(body, "parallel_tool_calls", ""),
         response_format=_parse_response_format(body.get("response_format")),
         max_output_tokens=max_tokens,
-        temperature=_opt_float(body, "temperature"),
-        top_p=_opt_float(body, "top_p"),
+        temperature=opt_float(body, "temperature"),
+        top_p=opt_float(body, "top_p"),
         stop=_parse_stop(body.get("stop")),
-        stream=bool(_opt_bool(body, "stream", "")),
+        stream=bool(opt_bool(body, "stream", "")),
         reasoning_effort=opt_str(body, "reasoning_effort", ""),
         user_id=opt_str(body, "user", ""),
         extensions={FORMAT: extensions} if extensions else {},

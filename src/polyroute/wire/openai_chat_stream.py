@@ -23,8 +23,8 @@ from polyroute.core.events import (
 from polyroute.core.messages import FinishReason, Usage
 from polyroute.errors import GatewayError, InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
+from polyroute.wire.fields import as_list, as_object, opt_int, opt_str, req_str
 from polyroute.wire.openai_chat import parse_error, parse_usage, render_stream_error
-from polyroute.wire.openai_chat_request import as_list, as_object, opt_int, opt_str, req_str
 from polyroute.wire.openai_chat_response import (
     parse_finish_reason,
     reasoning_text,

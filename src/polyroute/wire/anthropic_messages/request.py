@@ -6,7 +6,6 @@ Spec: https://docs.anthropic.com/en/api/messages
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NoReturn
 
 import orjson
 
@@ -23,8 +22,8 @@ from polyroute.core.messages import (
     ToolResultPart,
     ToolSpec,
 )
-from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
+from polyroute.wire.fields import as_list, as_object, fail, field_path, opt_bool, opt_float, opt_int, opt_str, req_str
 
 FORMAT = "anthropic"
 """``WireFormat.ANTHROPIC``: the key of ``extensions`` and the ``source_format`` of reasoning parts."""
@@ -47,69 +46,6 @@ _TOOL_CHOICE_TYPES: dict[str, str] = {"auto": "auto", "required": "any", "none":
 _IMAGE_SOURCES = ("base64", "url")
 
 
-def fail(param: str, message: str) -> NoReturn:
-    """Raise the validation error for ``param``."""
-    raise InvalidRequestError(f"{param}: {message}", param=param)
-
-
-def _path(base: str, key: str) -> str:
-    return f"{base}.{key}" if base else key
-
-
-def as_object(value: JSONValue, param: str) -> JSONObject:
-    """``value`` if it is a JSON object, else a validation error naming ``param``."""
-    if not isinstance(value, dict):
-        fail(param, "must be an object")
-    return value
-
-
-def as_list(value: JSONValue, param: str) -> list[JSONValue]:
-    """``value`` if it is a JSON array, else a validation error naming ``param``."""
-    if not isinstance(value, list):
-        fail(param, "must be an array")
-    return value
-
-
-def opt_str(obj: JSONObject, key: str, base: str) -> str | None:
-    """The string at ``obj[key]``; None when absent or null."""
-    value = obj.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    fail(_path(base, key), "must be a string")
-
-
-def req_str(obj: JSONObject, key: str, base: str) -> str:
-    """The string at ``obj[key]``, which must be present."""
-    value = opt_str(obj, key, base)
-    if value is None:
-        fail(_path(base, key), "is required")
-    return value
-
-
-def opt_int(obj: JSONObject, key: str, base: str) -> int | None:
-    """The integer at ``obj[key]``; None when absent or null."""
-    value = obj.get(key)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    fail(_path(base, key), "must be an integer")
-
-
-def _opt_float(obj: JSONObject, key: str) -> float | None:
-    value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    fail(key, "must be a number")
-
-
-def _opt_bool(obj: JSONObject, key: str, base: str) -> bool | None:
-    value = obj.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    fail(_path(base, key), "must be a boolean")
-
-
 # --- content blocks ------------------------------------------------------------------------------------------------
 
 
@@ -118,7 +54,7 @@ def _parse_text(block: JSONObject, param: str) -> TextPart:
 
 
 def _parse_image(block: JSONObject, param: str) -> ImagePart:
-    source_param = _path(param, "source")
+    source_param = field_path(param, "source")
     source = as_object(block.get("source"), source_param)
     source_type = req_str(source, "type", source_param)
     if source_type == "url":
@@ -127,11 +63,11 @@ def _parse_image(block: JSONObject, param: str) -> ImagePart:
         return ImagePart(
             data=req_str(source, "data", source_param), media_type=req_str(source, "media_type", source_param)
         )
-    fail(_path(source_param, "type"), f"must be one of {', '.join(_IMAGE_SOURCES)}")
+    fail(field_path(source_param, "type"), f"must be one of {', '.join(_IMAGE_SOURCES)}")
 
 
 def _parse_tool_use(block: JSONObject, param: str) -> ToolCallPart:
-    tool_input = as_object(block.get("input"), _path(param, "input"))
+    tool_input = as_object(block.get("input"), field_path(param, "input"))
     return ToolCallPart(
         call_id=req_str(block, "id", param),
         name=req_str(block, "name", param),
@@ -140,7 +76,7 @@ def _parse_tool_use(block: JSONObject, param: str) -> ToolCallPart:
 
 
 def _parse_tool_result(block: JSONObject, param: str) -> ToolResultPart:
-    content_param = _path(param, "content")
+    content_param = field_path(param, "content")
     content = block.get("content")
     parts: tuple[TextPart | ImagePart, ...] = ()
     if isinstance(content, str):
@@ -151,7 +87,7 @@ def _parse_tool_result(block: JSONObject, param: str) -> ToolResultPart:
     return ToolResultPart(
         call_id=req_str(block, "tool_use_id", param),
         content=parts,
-        is_error=bool(_opt_bool(block, "is_error", param)),
+        is_error=bool(opt_bool(block, "is_error", param)),
     )
 
 
@@ -197,7 +133,7 @@ def parse_block(value: JSONValue, param: str, *, allowed: frozenset[str]) -> Par
     block = as_object(value, param)
     block_type = req_str(block, "type", param)
     if block_type not in allowed:
-        fail(_path(param, "type"), f"unsupported content block type {block_type!r}")
+        fail(field_path(param, "type"), f"unsupported content block type {block_type!r}")
     return _BLOCK_PARSERS[block_type](block, param)
 
 
@@ -275,8 +211,8 @@ def _parse_message(value: JSONValue, param: str) -> Message:
     message = as_object(value, param)
     role = req_str(message, "role", param)
     if role not in _BLOCKS_BY_ROLE:
-        fail(_path(param, "role"), "must be 'user' or 'assistant'")
-    content_param = _path(param, "content")
+        fail(field_path(param, "role"), "must be 'user' or 'assistant'")
+    content_param = field_path(param, "content")
     content = message.get("content")
     if isinstance(content, str):
         return Message(role=_role(role), parts=(TextPart(text=content),))
@@ -310,7 +246,7 @@ def _parse_tool(value: JSONValue, param: str) -> ToolSpec:
     return ToolSpec(
         name=req_str(tool, "name", param),
         description=opt_str(tool, "description", param),
-        parameters=as_object(tool.get("input_schema"), _path(param, "input_schema")),
+        parameters=as_object(tool.get("input_schema"), field_path(param, "input_schema")),
     )
 
 
@@ -319,7 +255,7 @@ def _parse_tool_choice(value: JSONValue) -> tuple[ToolChoice | None, bool | None
         return None, None
     choice = as_object(value, "tool_choice")
     choice_type = req_str(choice, "type", "tool_choice")
-    disable_parallel = _opt_bool(choice, "disable_parallel_tool_use", "tool_choice")
+    disable_parallel = opt_bool(choice, "disable_parallel_tool_use", "tool_choice")
     parallel = None if disable_parallel is None else not disable_parallel
     if choice_type == "tool":
         return ToolChoice(mode="tool", name=req_str(choice, "name", "tool_choice")), parallel
@@ -370,11 +306,11 @@ def parse_request(body: JSONObject) -> ChatRequest:
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         max_output_tokens=max_tokens,
-        temperature=_opt_float(body, "temperature"),
-        top_p=_opt_float(body, "top_p"),
+        temperature=opt_float(body, "temperature"),
+        top_p=opt_float(body, "top_p"),
         top_k=opt_int(body, "top_k", ""),
         stop=tuple(_stop_sequence(item, f"stop_sequences[{index}]") for index, item in enumerate(stop)),
-        stream=bool(_opt_bool(body, "stream", "")),
+        stream=bool(opt_bool(body, "stream", "")),
         reasoning_budget_tokens=budget,
         user_id=_parse_metadata(body.get("metadata")),
         extensions={FORMAT: extensions} if extensions else {},

@@ -9,17 +9,8 @@ from __future__ import annotations
 from polyroute.core.messages import ChatResponse, FinishReason, Usage
 from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
-from polyroute.wire.anthropic_messages.request import (
-    ASSISTANT_BLOCKS,
-    FORMAT,
-    as_list,
-    as_object,
-    opt_int,
-    opt_str,
-    parse_block,
-    render_parts,
-    req_str,
-)
+from polyroute.wire.anthropic_messages.request import ASSISTANT_BLOCKS, FORMAT, parse_block, render_parts
+from polyroute.wire.fields import as_list, as_object, opt_int, opt_str, req_str
 
 _STOP_REASONS: dict[str, FinishReason] = {
     "end_turn": FinishReason.STOP,

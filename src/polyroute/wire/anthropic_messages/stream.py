@@ -26,7 +26,6 @@ from polyroute.core.messages import FinishReason, Usage
 from polyroute.errors import GatewayError, InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.anthropic_messages.errors import error_status, parse_error, render_error
-from polyroute.wire.anthropic_messages.request import as_object, opt_str, req_str
 from polyroute.wire.anthropic_messages.response import (
     parse_stop_reason,
     parse_usage,
@@ -34,6 +33,7 @@ from polyroute.wire.anthropic_messages.response import (
     render_usage,
     usage_fields,
 )
+from polyroute.wire.fields import as_object, opt_str, req_str
 from polyroute.wire.sse import SSEEvent, encode_event
 
 _PART_KINDS: dict[str, StreamPartKind] = {
