@@ -7,7 +7,6 @@ Same-format traffic is relayed as bytes; this module supplies what the relay nee
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import orjson
@@ -22,16 +21,16 @@ from polyroute.errors import (
     UpstreamStatusError,
 )
 from polyroute.types import JSONObject, JSONValue
-
-MAX_ERROR_MESSAGE_CHARS = 1000
-"""Upstream error messages are cut to this length before they are stored or shown."""
+from polyroute.wire.upstream_errors import error_message, retry_after_s
 
 MAX_INSPECTED_LINE_BYTES = 1024 * 1024
 """An unfinished SSE line longer than this is dropped from inspection (the bytes still reach the client)."""
 
 _DONE = b"data: [DONE]"
 _LINE_DONE = b"\n" + _DONE
-_FINISH_MARKERS = (b'"finish_reason":"', b'"finish_reason": "')
+# A non-null finish_reason, as compact and as spaced JSON writes it (two `in` tests per piece, no generator).
+_FINISH_COMPACT = b'"finish_reason":"'
+_FINISH_SPACED = b'"finish_reason": "'
 _USAGE_KEY = b'"usage":'
 
 
@@ -87,7 +86,7 @@ class StreamTap:
         if self.model is None:
             self._read_model(lines)
         if not self.is_finished:
-            self.is_finished = any(marker in lines for marker in _FINISH_MARKERS)
+            self.is_finished = _FINISH_COMPACT in lines or _FINISH_SPACED in lines
         if _USAGE_KEY in lines:
             self._read_usage(lines)
         # Only at the start of a line: inside a JSON string the same text is content, not the marker.
@@ -136,10 +135,10 @@ def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, pr
     plain text).
     """
     message, error_type, code, param = _error_fields(body)
-    message = f"{provider} returned {status_code}: {message}"[:MAX_ERROR_MESSAGE_CHARS]
+    message = error_message(provider, status_code, message)
     if status_code == 429:
         return UpstreamRateLimitError(
-            message, provider=provider, retry_after_s=_retry_after(headers), code=code, upstream_type=error_type
+            message, provider=provider, retry_after_s=retry_after_s(headers), code=code, upstream_type=error_type
         )
     if status_code in (401, 403):
         return UpstreamAuthError(message, provider=provider, upstream_status=status_code, upstream_type=error_type)
@@ -174,16 +173,6 @@ def _str(value: object) -> str | None:
     if isinstance(value, str):
         return value
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        seconds = float(raw) if raw else None
-    except ValueError:
-        return None
-    # An HTTP-date, "inf" or "nan" is not a usable delay.
-    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def render_error(error: GatewayError) -> tuple[int, JSONObject]:

@@ -314,7 +314,8 @@ def _render_messages(request: ChatRequest) -> list[JSONValue]:
     return rendered
 
 
-def _render_tool(tool: ToolSpec) -> JSONObject:
+def render_tool(tool: ToolSpec) -> JSONObject:
+    """A canonical tool as an OpenAI-style function spec (Ollama takes the same shape)."""
     function: JSONObject = {"name": tool.name}
     if tool.description is not None:
         function["description"] = tool.description
@@ -357,7 +358,7 @@ def render_request(request: ChatRequest) -> JSONObject:
     body["model"] = request.model
     body["messages"] = _render_messages(request)
     optional: JSONObject = {
-        "tools": [_render_tool(tool) for tool in request.tools] or None,
+        "tools": [render_tool(tool) for tool in request.tools] or None,
         "tool_choice": _render_tool_choice(request.tool_choice),
         "parallel_tool_calls": request.parallel_tool_calls,
         "response_format": _render_response_format(request.response_format),

@@ -45,6 +45,7 @@ from polyroute.errors import (
     UpstreamServerError,
 )
 from polyroute.wire import anthropic_messages as am
+from polyroute.wire import upstream_errors
 from polyroute.wire.anthropic_messages import errors as am_errors
 from polyroute.wire.anthropic_messages import request as am_request
 from polyroute.wire.anthropic_messages import response as am_response
@@ -815,7 +816,7 @@ def test_parse_error_unknown_type_falls_back_to_status(
 
 def test_parse_error_long_message_is_truncated() -> None:
     error = am.parse_error(400, _error_body("invalid_request_error", "x" * 5000), {}, provider="p")
-    assert len(error.message) == am_errors.MAX_ERROR_MESSAGE_CHARS
+    assert len(error.message) == upstream_errors.MAX_ERROR_MESSAGE_CHARS
 
 
 def _all_subclasses(cls: type[GatewayError]) -> set[type[GatewayError]]:

@@ -41,9 +41,10 @@ from polyroute.errors import InvalidRequestError
 from polyroute.wire import gemini
 from polyroute.wire.gemini import parts as gemini_parts
 from polyroute.wire.gemini import request as gemini_request
-from polyroute.wire.gemini.errors import _ERROR_STATUSES, _STATUS_NAMES, MAX_ERROR_MESSAGE_CHARS
+from polyroute.wire.gemini.errors import _ERROR_STATUSES, _STATUS_NAMES
 from polyroute.wire.gemini.parts import _FINISH_REASONS, _RENDERED_FINISH_REASONS
 from polyroute.wire.sse import SSEDecoder, SSEEvent
+from polyroute.wire.upstream_errors import MAX_ERROR_MESSAGE_CHARS
 
 SIG = "CiQBVKhc7jSignature=="
 USAGE = {

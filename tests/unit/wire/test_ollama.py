@@ -44,7 +44,7 @@ from polyroute.errors import (
     UpstreamRateLimitError,
     UpstreamServerError,
 )
-from polyroute.wire import ollama
+from polyroute.wire import ollama, upstream_errors
 from polyroute.wire.ndjson import NDJSONDecoder
 from polyroute.wire.ollama import (
     StreamParser,
@@ -848,7 +848,7 @@ def test_parse_error_loose_bodies_keep_their_text(body: bytes, text: str) -> Non
 
 def test_parse_error_long_message_is_truncated() -> None:
     error = parse_error(500, orjson.dumps({"error": "x" * 5000}), {}, provider="p")
-    assert len(error.message) == ollama_errors.MAX_ERROR_MESSAGE_CHARS
+    assert len(error.message) == upstream_errors.MAX_ERROR_MESSAGE_CHARS
 
 
 @pytest.mark.parametrize(

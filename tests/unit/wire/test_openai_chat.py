@@ -23,7 +23,6 @@ from polyroute.errors import (
     UpstreamServerError,
 )
 from polyroute.wire.openai_chat import (
-    MAX_ERROR_MESSAGE_CHARS,
     MAX_INSPECTED_LINE_BYTES,
     StreamTap,
     parse_error,
@@ -31,6 +30,7 @@ from polyroute.wire.openai_chat import (
     render_error,
     render_stream_error,
 )
+from polyroute.wire.upstream_errors import MAX_ERROR_MESSAGE_CHARS
 
 MODEL = "gpt-4o-2024-08-06"
 USAGE: dict[str, Any] = {

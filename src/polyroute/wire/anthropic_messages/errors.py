@@ -5,7 +5,6 @@ Spec: https://docs.anthropic.com/en/api/errors
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 import orjson
@@ -33,9 +32,7 @@ from polyroute.errors import (
     UpstreamTimeoutError,
 )
 from polyroute.types import JSONObject
-
-MAX_ERROR_MESSAGE_CHARS = 1000
-"""Upstream error messages are cut to this length before they are stored or shown."""
+from polyroute.wire.upstream_errors import error_message, retry_after_s
 
 _ERROR_TYPES: dict[str, type[UpstreamStatusError]] = {
     "invalid_request_error": UpstreamBadRequestError,
@@ -102,11 +99,11 @@ def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, pr
     The structured ``error.type`` is looked up in ``_ERROR_TYPES``; the status code decides otherwise.
     """
     message, error_type = _error_fields(body)
-    message = f"{provider} returned {status_code}: {message}"[:MAX_ERROR_MESSAGE_CHARS]
+    message = error_message(provider, status_code, message)
     cls = _ERROR_TYPES.get(error_type or "") or _class_for_status(status_code)
     if cls is UpstreamRateLimitError:
         return UpstreamRateLimitError(
-            message, provider=provider, retry_after_s=_retry_after(headers), upstream_type=error_type
+            message, provider=provider, retry_after_s=retry_after_s(headers), upstream_type=error_type
         )
     return cls(message, provider=provider, upstream_status=status_code, upstream_type=error_type)
 
@@ -135,16 +132,6 @@ def _error_fields(body: bytes) -> tuple[str, str | None]:
         message if isinstance(message, str) else orjson.dumps(error).decode(),
         error_type if isinstance(error_type, str) else None,
     )
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        seconds = float(raw) if raw else None
-    except ValueError:
-        return None
-    # An HTTP-date, "inf" or "nan" is not a usable delay.
-    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def render_error(error: GatewayError) -> tuple[int, JSONObject]:

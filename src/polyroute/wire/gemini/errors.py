@@ -5,7 +5,6 @@ See: https://ai.google.dev/gemini-api/docs/troubleshooting#error-codes
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 
@@ -20,9 +19,7 @@ from polyroute.errors import (
     UpstreamStatusError,
 )
 from polyroute.types import JSONObject, JSONValue
-
-MAX_ERROR_MESSAGE_CHARS = 1000
-"""Upstream error messages are cut to this length before they are stored or shown."""
+from polyroute.wire.upstream_errors import error_message, retry_after_s
 
 _ERROR_STATUSES: dict[str, type[UpstreamStatusError]] = {
     "INVALID_ARGUMENT": UpstreamBadRequestError,
@@ -77,17 +74,15 @@ def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, pr
     message = (
         raw_message if isinstance(raw_message, str) else (body.decode("utf-8", "replace").strip() or "(empty body)")
     )
-    message = f"{provider} returned {status_code}: {message}"[:MAX_ERROR_MESSAGE_CHARS]
+    message = error_message(provider, status_code, message)
     status = error.get("status")
     upstream_type = status if isinstance(status, str) else None
     error_class = _ERROR_STATUSES.get(upstream_type or "") or _class_for_status(status_code)
     if error_class is UpstreamRateLimitError or status_code == 429:
-        retry_after_s = _retry_delay(error.get("details"))
-        if retry_after_s is None:
-            retry_after_s = _retry_after(headers)
-        return UpstreamRateLimitError(
-            message, provider=provider, retry_after_s=retry_after_s, upstream_type=upstream_type
-        )
+        delay_s = _retry_delay(error.get("details"))
+        if delay_s is None:
+            delay_s = retry_after_s(headers)
+        return UpstreamRateLimitError(message, provider=provider, retry_after_s=delay_s, upstream_type=upstream_type)
     return error_class(message, provider=provider, upstream_status=status_code, upstream_type=upstream_type)
 
 
@@ -118,15 +113,6 @@ def _retry_delay(details: JSONValue | None) -> float | None:
             if match:
                 return float(match.group(1))
     return None
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after") or headers.get("Retry-After")
-    try:
-        seconds = float(raw) if raw else None
-    except ValueError:
-        return None
-    return max(0.0, seconds) if seconds is not None and math.isfinite(seconds) else None
 
 
 def render_error(error: GatewayError) -> tuple[int, JSONObject]:

@@ -15,9 +15,7 @@ from polyroute.errors import (
     UpstreamStatusError,
 )
 from polyroute.types import JSONObject
-
-MAX_ERROR_MESSAGE_CHARS = 1000
-"""Upstream error messages are cut to this length before they are stored or shown."""
+from polyroute.wire.upstream_errors import error_message, retry_after_s
 
 _STATUS_ERRORS: dict[int, type[UpstreamStatusError]] = {
     401: UpstreamAuthError,
@@ -32,10 +30,10 @@ def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, pr
 
     A 404 (Ollama's "model not found") stays a 404 bad request: this deployment lacks the model.
     """
-    message = f"{provider} returned {status_code}: {_error_text(body)}"[:MAX_ERROR_MESSAGE_CHARS]
+    message = error_message(provider, status_code, _error_text(body))
     cls = _STATUS_ERRORS.get(status_code)
     if cls is UpstreamRateLimitError:
-        return UpstreamRateLimitError(message, provider=provider, retry_after_s=_retry_after(headers))
+        return UpstreamRateLimitError(message, provider=provider, retry_after_s=retry_after_s(headers))
     if cls is not None:
         return cls(message, provider=provider, upstream_status=status_code)
     if 400 <= status_code < 500:
@@ -51,11 +49,6 @@ def _error_text(body: bytes) -> str:
         return text or "(empty body)"
     error = value.get("error") if isinstance(value, dict) else None
     return error if isinstance(error, str) else text
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    raw = headers.get("retry-after") or headers.get("Retry-After") or ""
-    return float(raw) if raw.isdigit() else None
 
 
 def render_error(error: GatewayError) -> tuple[int, JSONObject]:

@@ -22,6 +22,7 @@ from polyroute.core.messages import (
 from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.ollama.response import FORMAT, _arguments_object, _json_int
+from polyroute.wire.openai_chat_request import render_tool
 
 _T = TypeVar("_T")
 
@@ -248,7 +249,7 @@ def render_request(request: ChatRequest) -> JSONObject:
         messages.extend(_render_message(message, f"messages[{i}]", names))
     body: JSONObject = {"model": request.model, "messages": messages, "stream": request.stream}
     if request.tools:
-        body["tools"] = [_render_tool(tool) for tool in request.tools]
+        body["tools"] = [render_tool(tool) for tool in request.tools]
     fmt = request.response_format
     if fmt is not None and fmt.mode == "json_object":
         body["format"] = "json"
@@ -262,14 +263,6 @@ def render_request(request: ChatRequest) -> JSONObject:
         body["think"] = think
     body.update(extension)
     return body
-
-
-def _render_tool(tool: ToolSpec) -> JSONObject:
-    function: JSONObject = {"name": tool.name}
-    if tool.description is not None:
-        function["description"] = tool.description
-    function["parameters"] = tool.parameters
-    return {"type": "function", "function": function}
 
 
 def _render_options(request: ChatRequest, extra: JSONValue) -> JSONObject:

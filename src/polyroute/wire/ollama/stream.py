@@ -18,7 +18,7 @@ from polyroute.core.messages import ToolCallPart, Usage
 from polyroute.errors import GatewayError, UpstreamProtocolError, UpstreamServerError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.ndjson import encode_line
-from polyroute.wire.ollama.errors import MAX_ERROR_MESSAGE_CHARS, render_error
+from polyroute.wire.ollama.errors import render_error
 from polyroute.wire.ollama.response import (
     _FINISH_REASONS,
     FORMAT,
@@ -31,6 +31,7 @@ from polyroute.wire.ollama.response import (
     _response_calls,
     _response_id,
 )
+from polyroute.wire.upstream_errors import MAX_ERROR_MESSAGE_CHARS
 
 
 class StreamParser:
