@@ -12,11 +12,14 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import URL, Connection, make_url
 
 from polyroute.storage.base import RequestRecord
+from polyroute.storage.migrate import alembic_config
+from polyroute.storage.sql import create_engine, migration_transaction
 from polyroute.storage.tables import metadata
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
@@ -42,6 +45,22 @@ def make_record(n: int = 0, **overrides: Any) -> RequestRecord:
     }
     values.update(overrides)
     return RequestRecord(**values)
+
+
+async def migrate_to(url: str, revision: str, *, downgrade: bool = False) -> None:
+    """Upgrade (or downgrade) the database at ``url`` to ``revision``, as ``migrate.upgrade`` does for head."""
+
+    def run(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if downgrade else command.upgrade)(config, revision)
+
+    engine = create_engine(url)
+    try:
+        async with migration_transaction(engine) as conn:
+            await conn.run_sync(run)
+    finally:
+        await engine.dispose()
 
 
 def schema_diff(connection: Connection) -> list[Any]:
@@ -75,6 +94,12 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'data' / 'polyroute.db'}"
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """A fresh, empty database of each backend."""
+    return str(request.getfixturevalue(f"{request.param}_url"))
+
+
 @pytest.fixture(scope="session")
 def postgres_session_url() -> Iterator[str]:
     """Create ``polyroute_test_<random>`` for this session and drop it afterwards; yields its asyncpg URL."""
@@ -97,5 +122,5 @@ def postgres_session_url() -> Iterator[str]:
 async def postgres_url(postgres_session_url: str) -> str:
     """The session database, emptied of polyroute's tables before the test."""
     url = make_url(postgres_session_url).set(drivername="postgresql")
-    await _admin_execute(url, "DROP TABLE IF EXISTS request_log, alembic_version")
+    await _admin_execute(url, "DROP TABLE IF EXISTS request_log, stored_response, alembic_version")
     return postgres_session_url

@@ -1,6 +1,7 @@
 """The composition root: builds every object from settings and the routing file, and wires the routes.
 
-Outermost is ``InferenceDispatcher``: ``POST /v1/chat/completions`` is served there directly
+Outermost is ``InferenceDispatcher``: the chat inference paths (``/v1/chat/completions``, ``/v1/messages``,
+``/v1/responses``, ``/api/chat``) are served there directly
 (request id, authentication and error rendering in one frame; see ``api/dispatch.py`` for the
 measurement behind it). Every other request goes to Starlette, whose middleware order is,
 outermost first (Starlette adds ServerErrorMiddleware outside and ExceptionMiddleware inside):
@@ -24,10 +25,15 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from polyroute import settings as settings_module
+from polyroute.api.anthropic import CountTokensEndpoint, messages_endpoint
 from polyroute.api.dispatch import InferenceDispatcher
+from polyroute.api.gemini import GeminiModels, GenerateContentEndpoint
 from polyroute.api.health import Readiness, health
 from polyroute.api.models import ModelListing
+from polyroute.api.ollama import GenerateEndpoint, OllamaModels, chat_endpoint
 from polyroute.api.openai import ChatCompletionsEndpoint
+from polyroute.api.openai_responses import ResponsesEndpoint, StoredResponses
+from polyroute.api.pipeline import Pipeline
 from polyroute.api.responses import gateway_error_handler, http_exception_handler, unexpected_error_handler
 from polyroute.api.services import Services
 from polyroute.errors import ConfigError, GatewayError
@@ -41,8 +47,10 @@ from polyroute.routing.table import LiveRoutingTable
 from polyroute.settings import Settings
 from polyroute.storage.batch import BatchingRequestLog
 from polyroute.storage.migrate import upgrade
+from polyroute.storage.responses import SqlResponseStore
 from polyroute.storage.sql import SqlRequestLogSink, create_engine, ping
 from polyroute.upstream.client import Timeouts, UpstreamClient
+from polyroute.upstream.images import ImageFetcher
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +93,11 @@ class _Components:
     engine: AsyncEngine
     request_log: BatchingRequestLog
     discovery: ModelDiscovery
-    chat: ChatCompletionsEndpoint
-    """Served by the dispatcher's fast path; Starlette routes the same instance for other methods."""
+    pipeline: Pipeline
+    responses: SqlResponseStore
+    hot: Mapping[str, ASGIApp]
+    """The inference endpoints by path, served by the dispatcher's fast path (Starlette routes the same
+    instances, so other methods get a 405 and pinned variants share them)."""
 
 
 def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapping[str, str]) -> _Components:
@@ -106,9 +117,29 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         ollama_url=settings.ollama_url if routing is None else None,
     )
     request_log = BatchingRequestLog(SqlRequestLogSink(engine), interval_s=settings.log_flush_interval_s)
-    services = Services(
-        routing=live, upstream=upstream, request_log=request_log, max_body_bytes=settings.max_body_bytes
+    images = ImageFetcher(
+        upstream,
+        max_bytes=settings.image_fetch_max_bytes,
+        timeout_s=settings.image_fetch_timeout_s,
+        allow_private=settings.image_fetch_private,
     )
+    services = Services(
+        routing=live,
+        upstream=upstream,
+        images=images,
+        request_log=request_log,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    pipeline = Pipeline(services)
+    responses = SqlResponseStore(engine)
+    ollama_chat = chat_endpoint(pipeline)
+    hot: dict[str, ASGIApp] = {
+        "/v1/chat/completions": ChatCompletionsEndpoint(pipeline),
+        "/v1/messages": messages_endpoint(pipeline),
+        "/v1/responses": ResponsesEndpoint(pipeline, responses),
+        "/api/chat": ollama_chat,
+        "/v1/api/chat": ollama_chat,
+    }
     return _Components(
         settings=settings,
         live=live,
@@ -116,7 +147,9 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         engine=engine,
         request_log=request_log,
         discovery=ModelDiscovery(live, upstream, options),
-        chat=ChatCompletionsEndpoint(services),
+        pipeline=pipeline,
+        responses=responses,
+        hot=hot,
     )
 
 
@@ -146,20 +179,40 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
 
 
 def _routes(parts: _Components) -> list[Route]:
-    services = parts.chat.services
-    listing = ModelListing(parts.live, created=int(time.time()))
+    started = int(time.time())
+    listing = ModelListing(parts.live, created=started)
     engine = parts.engine
 
     async def storage_ok() -> bool:
         return await ping(engine)
 
-    pinned = ChatCompletionsEndpoint(services, pinned=True)
+    hot = parts.hot
+    gemini_models = GeminiModels(listing)
+    ollama_models = OllamaModels(listing, created=started)
+    stored = StoredResponses(parts.responses)
+    gemini_generate = GenerateContentEndpoint(parts.pipeline)
     return [
-        Route("/v1/chat/completions", parts.chat, methods=["POST"]),
-        Route("/v1/providers/{provider}/chat/completions", pinned, methods=["POST"]),
-        Route("/v1/models", listing.list_models, methods=["GET"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
+        Route("/v1/providers/{provider}/chat/completions", hot["/v1/chat/completions"], methods=["POST"]),
+        Route("/v1/messages/count_tokens", CountTokensEndpoint(parts.pipeline), methods=["POST"]),
+        Route("/v1/responses/{response_id}", stored.get, methods=["GET"]),
+        Route("/v1/responses/{response_id}", stored.delete, methods=["DELETE"]),
+        Route("/v1/responses/{response_id}/input_items", stored.input_items, methods=["GET"]),
+        Route("/v1beta/models", gemini_models.list_models, methods=["GET"]),
+        Route("/v1beta/models/{target:path}", gemini_generate, methods=["POST"]),
+        Route("/v1/models/{target:path}", gemini_generate, methods=["POST"]),
+        Route("/v1beta/models/{target:path}", gemini_models.get_model, methods=["GET"]),
+        Route("/api/generate", GenerateEndpoint(parts.pipeline), methods=["POST"]),
+        Route("/api/tags", ollama_models.tags, methods=["GET"]),
+        Route("/api/show", ollama_models.show, methods=["POST"]),
+        Route("/api/version", ollama_models.version, methods=["GET"]),
+        Route("/v1/models", gemini_models.or_openai(listing.list_models, gemini_models.list_models), methods=["GET"]),
         Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
-        Route("/v1/models/{model_id:path}", listing.get_model, methods=["GET"]),
+        Route(
+            "/v1/models/{target:path}",
+            gemini_models.or_openai(listing.get_model, gemini_models.get_model),
+            methods=["GET"],
+        ),
         Route("/v1/providers", listing.list_providers, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", Readiness(parts.live, storage_ok).check, methods=["GET"]),
@@ -205,7 +258,7 @@ def create_app(
             Exception: unexpected_error_handler,
         },
     )
-    hot_paths = {("POST", "/v1/chat/completions"): parts.chat}
+    hot_paths = {("POST", path): endpoint for path, endpoint in parts.hot.items()}
     return InferenceDispatcher(starlette, hot_paths, ids=ids, authenticator=authenticator)
 
 

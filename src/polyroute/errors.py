@@ -5,6 +5,7 @@ Hierarchy::
     GatewayError                        status_code, error_type, code, message, retryable, headers
     ├── RequestError                    the caller is at fault (4xx); never triggers fallback
     │   ├── InvalidRequestError         400; carries ``param`` (the offending field path)
+    │   │   └── UnsupportedFeatureError 400; strict mode: the target format cannot express ``param``
     │   ├── AuthenticationError         401
     │   ├── PermissionDeniedError       403
     │   ├── NotFoundError               404; no such route or object
@@ -71,6 +72,12 @@ class InvalidRequestError(RequestError):
     """The request body or parameters are invalid; ``param`` names the field."""
 
     default_code = "invalid_request"
+
+
+class UnsupportedFeatureError(InvalidRequestError):
+    """Strict mode: the request uses something the target wire format cannot express; ``param`` names it."""
+
+    default_code = "unsupported_feature"
 
 
 class AuthenticationError(RequestError):

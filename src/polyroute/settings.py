@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     ollama_url: str = "http://127.0.0.1:11434"
     """Where zero-config mode looks for a local Ollama."""
     log_flush_interval_s: float = Field(default=1.0, gt=0)
+    image_fetch_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    """Largest image fetched from a URL for a provider that takes images only as data (Gemini, Ollama)."""
+    image_fetch_timeout_s: float = Field(default=15.0, gt=0)
+    image_fetch_private: bool = False
+    """Allow fetching images from loopback, private and link-local addresses (off: a request could
+    otherwise make the gateway read from its own network)."""
 
     @property
     def resolved_database_url(self) -> str:

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 from sqlalchemy import inspect, text
 
+from polyroute.storage.base import RequestRecord
 from polyroute.storage.batch import BatchingRequestLog
 from polyroute.storage.migrate import upgrade
 from polyroute.storage.sql import SqlRequestLogSink, create_engine, ping
-from tests.storage_fixtures import make_record, schema_diff
+from tests.storage_fixtures import make_record, migrate_to, schema_diff
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """A fresh, empty database of each backend."""
-    return str(request.getfixturevalue(f"{request.param}_url"))
+HEAD = "0002"
 
 
 async def test_upgrade_creates_schema_matching_tables(database_url: str) -> None:
@@ -26,11 +22,13 @@ async def test_upgrade_creates_schema_matching_tables(database_url: str) -> None
         async with engine.connect() as conn:
             assert await conn.run_sync(schema_diff) == []
             indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("request_log"))
+            response_indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("stored_response"))
             version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
     finally:
         await engine.dispose()
     assert {ix["name"] for ix in indexes} == {"ix_request_log_created_at", "ix_request_log_key_id_created_at"}
-    assert version == "0001"
+    assert [ix["name"] for ix in response_indexes] == ["ix_stored_response_created_at"]
+    assert version == HEAD
 
 
 async def test_upgrade_twice_is_a_noop_and_keeps_rows(database_url: str) -> None:
@@ -56,7 +54,7 @@ async def test_concurrent_upgrades_are_serialised(database_url: str) -> None:
             rows = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
     finally:
         await engine.dispose()
-    assert [tuple(row) for row in rows] == [("0001",)]
+    assert [tuple(row) for row in rows] == [(HEAD,)]
 
 
 async def test_sink_round_trips_records_newest_first(database_url: str) -> None:
@@ -79,18 +77,87 @@ async def test_sink_round_trips_records_newest_first(database_url: str) -> None:
         await engine.dispose()
 
 
+async def test_upgrade_from_0001_keeps_rows_and_leaves_new_columns_null(database_url: str) -> None:
+    await migrate_to(database_url, "0001")
+    old = make_record(7, key_id="key_7", ttft_ms=12.5, is_stream=True)
+    old_columns = RequestRecord._fields[:14]
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("request_log"))
+            assert [column["name"] for column in columns][1:] == list(old_columns)
+            insert = text(f"INSERT INTO request_log ({', '.join(old_columns)}) VALUES (:{', :'.join(old_columns)})")
+            await conn.execute(insert, dict(zip(old_columns, old[:14], strict=True)))
+        await upgrade(database_url)
+        [stored] = await SqlRequestLogSink(engine).recent()
+        assert stored == old
+        assert (stored.client_format, stored.upstream_format, stored.dropped_fields) == (None, None, None)
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
+            assert await conn.run_sync(schema_diff) == []
+    finally:
+        await engine.dispose()
+
+
+async def test_downgrade_to_0001_drops_what_0002_added_and_keeps_rows(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        await SqlRequestLogSink(engine).write_batch([make_record(1, client_format="anthropic_messages")])
+        await migrate_to(database_url, "0001", downgrade=True)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("request_log"))
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("request_log"))
+            assert await conn.scalar(text("SELECT id FROM request_log")) == "req-000001"
+    finally:
+        await engine.dispose()
+    assert "stored_response" not in tables
+    assert [column["name"] for column in columns] == ["seq", *RequestRecord._fields[:14]]
+    assert {ix["name"] for ix in indexes} == {"ix_request_log_created_at", "ix_request_log_key_id_created_at"}
+
+
+async def test_sink_round_trips_format_translation_columns(database_url: str) -> None:
+    await upgrade(database_url)
+    translated = make_record(
+        1, client_format="anthropic_messages", upstream_format="openai_chat", dropped_fields="top_k,logit_bias"
+    )
+    same_format = make_record(2, client_format="openai_chat", upstream_format="openai_chat")
+    engine = create_engine(database_url)
+    try:
+        sink = SqlRequestLogSink(engine)
+        await sink.write_batch([make_record(0), translated, same_format])
+        newest, middle, oldest = await sink.recent()
+    finally:
+        await engine.dispose()
+    assert (newest, middle) == (same_format, translated)
+    assert (middle.client_format, middle.upstream_format, middle.dropped_fields) == (
+        "anthropic_messages",
+        "openai_chat",
+        "top_k,logit_bias",
+    )
+    assert (oldest.client_format, oldest.upstream_format, oldest.dropped_fields) == (None, None, None)
+
+
 async def test_sink_coerces_values_a_database_rejects(database_url: str) -> None:
     await upgrade(database_url)
     odd = make_record(0, requested_model="a\x00b\ud800", latency_ms=float("nan"), ttft_ms=float("inf"))
     engine = create_engine(database_url)
     try:
         sink = SqlRequestLogSink(engine)
-        await sink.write_batch([odd, make_record(1, prompt_tokens=2**70, endpoint="/v1/providers/\x00/x")])
-        first, second = sorted(await sink.recent(), key=lambda r: r.created_at)
+        await sink.write_batch(
+            [
+                odd,
+                make_record(1, prompt_tokens=2**70, endpoint="/v1/providers/\x00/x"),
+                make_record(2, dropped_fields="top_k,bad\x00name"),
+            ]
+        )
+        first, second, third = sorted(await sink.recent(), key=lambda r: r.created_at)
     finally:
         await engine.dispose()
     assert (first.requested_model, first.latency_ms, first.ttft_ms) == ("a\ufffdb?", 0.0, None)
     assert (second.prompt_tokens, second.endpoint) == (2**63 - 1, "/v1/providers/\ufffd/x")
+    assert third.dropped_fields == "top_k,bad\ufffdname"
 
 
 async def test_batching_log_writes_through_sql_sink(database_url: str) -> None:

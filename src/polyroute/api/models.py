@@ -38,9 +38,11 @@ class ModelListing:
             "type": model.type.value,
         }
 
-    def _entries(
-        self, table: RoutingTable, *, provider: str | None = None, wanted: str | None = None
+    def entries(
+        self, table: RoutingTable | None = None, *, provider: str | None = None, wanted: str | None = None
     ) -> list[dict[str, Any]]:
+        """OpenAI-style entries for every model and alias (of type ``wanted``, from ``provider``)."""
+        table = table if table is not None else self._live.current
         entries = [self._entry(m) for m in table.models() if provider in (None, m.provider)]
         for alias, target in table.aliases.items():
             owner, _, model_id = target.partition("/")
@@ -55,7 +57,7 @@ class ModelListing:
         wanted = request.query_params.get("type")
         if wanted is not None and wanted not in {t.value for t in ModelType}:
             raise InvalidRequestError(f"type must be one of {_TYPES}", param="type")
-        return self._entries(self._live.current, provider=request.query_params.get("provider"), wanted=wanted)
+        return self.entries(self._live.current, provider=request.query_params.get("provider"), wanted=wanted)
 
     async def list_models(self, request: Request) -> Response:
         """``GET /v1/models``: the OpenAI list, each entry with ``provider`` and ``type``."""
@@ -68,9 +70,9 @@ class ModelListing:
 
     async def get_model(self, request: Request) -> Response:
         """``GET /v1/models/{id}``: one model by qualified id, alias or bare id."""
-        model_id = request.path_params["model_id"]
+        model_id = request.path_params["target"]
         table = self._live.current
-        for entry in self._entries(table):
+        for entry in self.entries(table):
             if entry["id"] == model_id:
                 return _json(entry)
         deployment = table.resolve(model_id)  # raises ModelNotFoundError with suggestions

@@ -24,7 +24,8 @@ from polyroute.errors import (
     PayloadTooLargeError,
 )
 from polyroute.types import JSONObject
-from polyroute.wire import openai_chat
+from polyroute.wire import WireFormat
+from polyroute.wire.registry import TRANSLATORS
 
 logger = logging.getLogger(__name__)
 
@@ -102,11 +103,29 @@ async def send_bytes(
     await send({"type": "http.response.body", "body": body})
 
 
+# Path prefixes of the client-facing APIs that do not speak OpenAI's error shape.
+_PATH_FORMATS = (
+    ("/v1/messages", WireFormat.ANTHROPIC),
+    ("/v1beta/", WireFormat.GEMINI),
+    ("/api/", WireFormat.OLLAMA),
+    ("/v1/api/", WireFormat.OLLAMA),
+    ("/v1/responses", WireFormat.RESPONSES),
+)
+
+
+def client_format(path: str) -> WireFormat:
+    """The API format a request path speaks (OpenAI unless the path belongs to another API)."""
+    for prefix, fmt in _PATH_FORMATS:
+        if path.startswith(prefix):
+            return fmt
+    if path.startswith("/v1/models/") and ":" in path.rpartition("/")[2]:
+        return WireFormat.GEMINI  # Gemini's v1 surface: /v1/models/{model}:generateContent
+    return WireFormat.OPENAI
+
+
 def render_error(error: GatewayError, path: str) -> tuple[int, JSONObject]:
     """Status and body for an error, in the API format the path speaks."""
-    # Every route speaks OpenAI's error shape until other client formats are added.
-    del path
-    return openai_chat.render_error(error)
+    return TRANSLATORS[client_format(path)].render_error(error)
 
 
 def error_headers(error: GatewayError) -> list[tuple[bytes, bytes]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from polyroute.routing.table import LiveRoutingTable
 from polyroute.storage.base import RequestLog
 from polyroute.upstream.client import UpstreamClient
+from polyroute.upstream.images import ImageFetcher
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -15,5 +16,6 @@ class Services:
 
     routing: LiveRoutingTable
     upstream: UpstreamClient
+    images: ImageFetcher
     request_log: RequestLog
     max_body_bytes: int

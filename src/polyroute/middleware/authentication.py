@@ -1,4 +1,8 @@
-"""API key check: ``Authorization: Bearer <key>`` (or ``x-api-key``) against the admin key's hash.
+"""API key check: the key a request presents, against the admin key's hash.
+
+Each client API's own way of sending a key is accepted: ``Authorization: Bearer`` (OpenAI, Ollama
+clients with headers), ``x-api-key`` (Anthropic), ``x-goog-api-key`` and, on Gemini's paths only, the
+``?key=`` query parameter (Gemini).
 
 Keys are looked up by their SHA-256 digest, never compared as plain text. ``open_access`` (no admin key,
 loopback listener only) lets every request through, as the start-up log says.
@@ -8,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from polyroute.api.responses import send_error
+from polyroute.api.responses import client_format, send_error
 from polyroute.errors import AuthenticationError
+from polyroute.wire import WireFormat
 
 
 def hash_key(key: str) -> bytes:
@@ -20,15 +26,23 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def presented_key(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+_KEY_HEADERS = (b"x-api-key", b"x-goog-api-key")
+
+
+def presented_key(headers: Iterable[tuple[bytes, bytes]], *, path: str = "", query: bytes = b"") -> bytes | None:
     """The credential a request carries, if any."""
     for name, value in headers:
         if name == b"authorization":
             scheme, _, token = value.partition(b" ")
             if scheme.lower() == b"bearer" and token.strip():
                 return token.strip()
-        elif name == b"x-api-key" and value:
+        elif name in _KEY_HEADERS and value:
             return value
+    if query and client_format(path) is WireFormat.GEMINI:
+        for pair in query.split(b"&"):
+            name, _, value = pair.partition(b"=")
+            if name == b"key" and value:
+                return unquote_to_bytes(value)
     return None
 
 
@@ -44,7 +58,7 @@ class Authenticator:
         """None when the request may proceed (its principal is then in ``scope["state"]``)."""
         if self._open:
             return None
-        key = presented_key(scope["headers"])
+        key = presented_key(scope["headers"], path=scope["path"], query=scope.get("query_string", b""))
         if key is None:
             return AuthenticationError(
                 "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"

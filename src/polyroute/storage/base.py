@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 
@@ -41,6 +42,12 @@ class RequestRecord(NamedTuple):
     """Whether the client asked for a streamed response."""
     error_code: str | None
     """The ``code`` of the error sent to the client; None on success."""
+    client_format: str | None = None
+    """The wire format the client spoke (a ``WireFormat`` value); None when not known."""
+    upstream_format: str | None = None
+    """The wire format sent to the upstream; None when no upstream was called."""
+    dropped_fields: str | None = None
+    """Comma-separated request fields the upstream format could not carry (``top_k,logit_bias``); None if none."""
 
 
 class RequestLog(Protocol):
@@ -56,4 +63,42 @@ class RequestLogSink(Protocol):
 
     async def write_batch(self, entries: Sequence[RequestRecord]) -> None:
         """Store all of ``entries`` atomically, or raise (the caller may then retry the same batch)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredResponse:
+    """One stored turn of the Responses API, kept for ``previous_response_id`` and ``GET /v1/responses/{id}``."""
+
+    id: str
+    """The response id sent to the client (``resp_...``), minted by the gateway."""
+    created_at: float
+    """Unix time in seconds (``time.time()``) when the response was created."""
+    key_id: str | None
+    """Id of the API key that owns the response; None when unauthenticated. Only the owner may read it."""
+    model: str
+    """The model name the client asked for."""
+    input_items: bytes
+    """UTF-8 JSON array: the turn's full resolved input (earlier history, then the new input) as input items."""
+    response: bytes
+    """UTF-8 JSON object: the response exactly as sent to the client."""
+
+
+class ResponseStore(Protocol):
+    """Stored Responses API turns, each readable only by the key that created it."""
+
+    async def save(self, item: StoredResponse) -> None:
+        """Store ``item``, replacing any stored response with the same id."""
+        ...
+
+    async def get(self, response_id: str, *, key_id: str | None) -> StoredResponse | None:
+        """Return the response ``response_id`` if ``key_id`` owns it (None owns only unowned ones), else None."""
+        ...
+
+    async def delete(self, response_id: str, *, key_id: str | None) -> bool:
+        """Delete the response ``response_id`` if ``key_id`` owns it; return whether one was deleted."""
+        ...
+
+    async def purge_older_than(self, cutoff: float) -> int:
+        """Delete every response created before ``cutoff`` (Unix seconds); return how many were deleted."""
         ...

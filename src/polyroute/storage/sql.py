@@ -194,10 +194,10 @@ def _to_row(entry: RequestRecord) -> tuple[object, ...]:
 def _is_storable(entry: RequestRecord) -> bool:
     """The common case, checked cheaply.
 
-    Only values that come from outside are checked (paths, model names, upstream codes and token
-    counts); the rest are made by the gateway itself.
+    Only values that come from outside are checked (paths, model names, upstream codes, the client's
+    field names and token counts); the rest are made by the gateway itself.
     """
-    for value in (entry.endpoint, entry.requested_model, entry.upstream_model, entry.error_code):
+    for value in (entry.endpoint, entry.requested_model, entry.upstream_model, entry.error_code, entry.dropped_fields):
         if value is not None and (len(value) > _MAX_TEXT_CHARS or not value.isascii() or "\x00" in value):
             return False
     for count in (entry.prompt_tokens, entry.completion_tokens):

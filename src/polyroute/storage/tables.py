@@ -1,6 +1,6 @@
 """SQLAlchemy Core table definitions; ``migrations/versions`` must create exactly these.
 
-``request_log.created_at`` is a float of Unix seconds (``DOUBLE PRECISION`` on Postgres, ``REAL`` on
+``created_at`` columns are a float of Unix seconds (``DOUBLE PRECISION`` on Postgres, ``REAL`` on
 SQLite), not a ``DateTime``: it is stored and compared the same way on both dialects, round-trips
 ``time.time()`` exactly, and avoids SQLite's timezone-less text timestamps.
 """
@@ -42,7 +42,25 @@ request_log = Table(
     Column("completion_tokens", BigInteger, nullable=True),
     Column("is_stream", Boolean, nullable=False),
     Column("error_code", Text, nullable=True),
+    Column("client_format", Text, nullable=True),
+    Column("upstream_format", Text, nullable=True),
+    Column("dropped_fields", Text, nullable=True),
     Index(None, "created_at"),
     # (key_id, created_at) serves both "rows of key K" and "rows of key K in a time range".
     Index(None, "key_id", "created_at"),
+)
+
+stored_response = Table(
+    "stored_response",
+    metadata,
+    # Ids are minted by the gateway ("resp_..."), so they are unique and serve as the key.
+    Column("id", Text, primary_key=True),
+    Column("created_at", Double, nullable=False),
+    Column("key_id", Text, nullable=True),
+    Column("model", Text, nullable=False),
+    # JSON as text: stored and returned verbatim, never queried inside, so no JSON/JSONB type.
+    Column("input_items", Text, nullable=False),
+    Column("response", Text, nullable=False),
+    # Lookups go by id (the primary key); created_at serves the retention purge.
+    Index(None, "created_at"),
 )

@@ -14,6 +14,7 @@ _AUTH_HEADERS: Mapping[WireFormat, tuple[str, str, Mapping[str, str]]] = {
     WireFormat.GEMINI: ("x-goog-api-key", "{key}", {}),
     # Ollama itself takes no key; a bearer token is what hosted Ollama and proxies in front of it expect.
     WireFormat.OLLAMA: ("Authorization", "Bearer {key}", {}),
+    WireFormat.RESPONSES: ("Authorization", "Bearer {key}", {}),
 }
 
 

@@ -19,7 +19,8 @@ from yarl import URL
 from polyroute.errors import UpstreamError, UpstreamProtocolError, UpstreamStatusError
 from polyroute.upstream.auth import auth_headers
 from polyroute.upstream.transport import create_session, map_transport_errors
-from polyroute.wire import WireFormat, openai_chat
+from polyroute.wire import WireFormat
+from polyroute.wire.registry import TRANSLATORS
 
 _REDACTED = "[redacted]"
 
@@ -32,6 +33,7 @@ _MODEL_LIST_PATHS: Mapping[WireFormat, str] = {
     WireFormat.ANTHROPIC: "/v1/models",
     WireFormat.GEMINI: "/v1beta/models",
     WireFormat.OLLAMA: "/api/tags",
+    WireFormat.RESPONSES: "/models",
 }
 
 
@@ -167,6 +169,11 @@ class UpstreamClient:
             self._http = None
 
     @property
+    def session(self) -> aiohttp.ClientSession:
+        """The pooled session (for other upstream-layer helpers, such as the image fetcher)."""
+        return self._session
+
+    @property
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
             raise RuntimeError("UpstreamClient.start() was not called")
@@ -282,7 +289,7 @@ def status_error(target: UpstreamTarget, status: int, body: bytes, headers: Mapp
     """
     for secret in target.secrets:
         body = body.replace(secret.encode(), _REDACTED.encode())
-    error = openai_chat.parse_error(status, body, headers, provider=target.name)
+    error = TRANSLATORS[target.wire_format].parse_error(status, body, headers, provider=target.name)
     error.message = target.redact(error.message)
     return error
 

@@ -16,3 +16,5 @@ class WireFormat(StrEnum):
     ANTHROPIC = "anthropic"
     GEMINI = "gemini"
     OLLAMA = "ollama"
+    RESPONSES = "responses"
+    """OpenAI Responses (``/v1/responses``)."""

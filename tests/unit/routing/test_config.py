@@ -149,7 +149,7 @@ def test_parse_routing_config_reports_several_problems_at_once() -> None:
         "providers[0].colour: unknown key",
         "providers[1].name: required",
         "providers[2].base_url: not a URL (expected http:// or https:// and a host)",
-        "providers[3].format: must be one of 'openai', 'anthropic', 'gemini' or 'ollama'",
+        "providers[3].format: must be one of 'openai', 'anthropic', 'gemini', 'ollama' or 'responses'",
     ]
 
 
@@ -160,7 +160,10 @@ def test_parse_routing_config_reports_several_problems_at_once() -> None:
         ({"base_url": "https://"}, "providers[0].base_url: not a URL (expected http:// or https:// and a host)"),
         ({"base_url": "http://[::1"}, "providers[0].base_url: Invalid IPv6 URL"),
         ({"models_url": "/models"}, "providers[0].models_url: not a URL (expected http:// or https:// and a host)"),
-        ({"format": "soap"}, "providers[0].format: must be one of 'openai', 'anthropic', 'gemini' or 'ollama'"),
+        (
+            {"format": "soap"},
+            "providers[0].format: must be one of 'openai', 'anthropic', 'gemini', 'ollama' or 'responses'",
+        ),
         ({"name": "has space"}, "providers[0].name: String should match pattern '^[A-Za-z0-9][A-Za-z0-9_.-]*$'"),
         ({"name": "x" * 65}, "providers[0].name: String should have at most 64 characters"),
         ({"timeout_s": 0}, "providers[0].timeout_s: Input should be greater than 0"),
@@ -327,7 +330,7 @@ def test_parse_routing_config_unset_variables_are_reported_with_validation_error
     assert problems == [
         "providers[0].api_key: environment variable OPENAI_API_KEY is not set",
         "providers[0].headers.X-Org: environment variable ORG is not set",
-        "providers[0].format: must be one of 'openai', 'anthropic', 'gemini' or 'ollama'",
+        "providers[0].format: must be one of 'openai', 'anthropic', 'gemini', 'ollama' or 'responses'",
     ]
 
 

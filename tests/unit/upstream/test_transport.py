@@ -316,6 +316,7 @@ AUTH_EXPECTED: dict[WireFormat, dict[str, str]] = {
     WireFormat.ANTHROPIC: {"x-api-key": "sk-1", "anthropic-version": "2023-06-01"},
     WireFormat.GEMINI: {"x-goog-api-key": "sk-1"},
     WireFormat.OLLAMA: {"Authorization": "Bearer sk-1"},
+    WireFormat.RESPONSES: {"Authorization": "Bearer sk-1"},
 }
 
 

@@ -881,6 +881,11 @@ def test_module_exposes_translator_surface() -> None:
         "render_error",
         "StreamParser",
         "StreamRenderer",
+        "FORMAT",
+        "CAPABILITIES",
+        "request_path",
+        "stream_parser",
+        "stream_renderer",
     }
     assert am_stream._PART_KINDS.keys() == {"text", "tool_use", "thinking", "redacted_thinking"}
     for delta_type, field in am_stream._DELTA_FIELDS.items():

@@ -252,6 +252,11 @@ def test_package_exposes_exactly_the_translator_surface() -> None:
             "render_error",
             "render_request",
             "render_response",
+            "FORMAT",
+            "CAPABILITIES",
+            "request_path",
+            "stream_parser",
+            "stream_renderer",
         ]
     )
 

@@ -22,14 +22,8 @@ from polyroute.errors import (
     UpstreamRateLimitError,
     UpstreamServerError,
 )
-from polyroute.wire.openai_chat import (
-    MAX_INSPECTED_LINE_BYTES,
-    StreamTap,
-    parse_error,
-    parse_usage,
-    render_error,
-    render_stream_error,
-)
+from polyroute.wire.openai_chat.errors import parse_error, render_error, render_stream_error
+from polyroute.wire.openai_chat.relay import MAX_INSPECTED_LINE_BYTES, StreamTap, parse_usage
 from polyroute.wire.upstream_errors import MAX_ERROR_MESSAGE_CHARS
 
 MODEL = "gpt-4o-2024-08-06"
@@ -464,6 +458,7 @@ RENDER_CASES: dict[type[GatewayError], Rendered] = {
         Rendered(errors.GatewayError("boom"), 500, "api_error", None),
         Rendered(errors.RequestError("bad"), 400, BAD, None),
         Rendered(errors.InvalidRequestError("empty", param="messages"), 400, BAD, "invalid_request", "messages"),
+        Rendered(errors.UnsupportedFeatureError("no top_k", param="top_k"), 400, BAD, "unsupported_feature", "top_k"),
         Rendered(errors.AuthenticationError("no key"), 401, "authentication_error", "invalid_api_key"),
         Rendered(errors.PermissionDeniedError("no"), 403, "permission_error", "permission_denied"),
         Rendered(errors.NotFoundError("no route"), 404, "not_found_error", "not_found"),

@@ -37,11 +37,12 @@ from polyroute.core.messages import (
 )
 from polyroute.errors import InvalidRequestError, UpstreamServerError
 from polyroute.types import JSONObject
-from polyroute.wire import openai_chat_request, openai_chat_response
-from polyroute.wire.openai_chat import render_stream_error
-from polyroute.wire.openai_chat_request import parse_request, render_request
-from polyroute.wire.openai_chat_response import parse_response, render_response
-from polyroute.wire.openai_chat_stream import StreamParser, StreamRenderer
+from polyroute.wire.openai_chat import request as openai_chat_request
+from polyroute.wire.openai_chat import response as openai_chat_response
+from polyroute.wire.openai_chat.errors import render_stream_error
+from polyroute.wire.openai_chat.request import parse_request, render_request
+from polyroute.wire.openai_chat.response import parse_response, render_response
+from polyroute.wire.openai_chat.stream import StreamParser, StreamRenderer
 from polyroute.wire.sse import SSEDecoder, SSEEvent
 
 # --- requests ------------------------------------------------------------------------------------------------------

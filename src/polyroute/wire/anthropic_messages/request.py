@@ -281,8 +281,8 @@ def _thinking_budget(value: JSONValue) -> int | None:
     return None
 
 
-def parse_request(body: JSONObject) -> ChatRequest:
-    """Client body → canonical request.
+def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
+    """Client body → canonical request; ``model``, when given, stands in for the body's.
 
     Raises:
         InvalidRequestError: naming the offending field, e.g. ``messages[2].content[0].type``.
@@ -299,7 +299,7 @@ def parse_request(body: JSONObject) -> ChatRequest:
     if budget is not None:
         del extensions["thinking"]
     return ChatRequest(
-        model=req_str(body, "model", ""),
+        model=model if model is not None else req_str(body, "model", ""),
         messages=tuple(_parse_message(item, f"messages[{index}]") for index, item in enumerate(messages)),
         system=_parse_system(body.get("system")),
         tools=tuple(_parse_tool(item, f"tools[{index}]") for index, item in enumerate(tools)),

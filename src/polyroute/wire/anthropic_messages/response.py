@@ -127,12 +127,13 @@ def _parse_response(body: JSONObject) -> ChatResponse:
     )
 
 
-def render_response(response: ChatResponse) -> JSONObject:
+def render_response(response: ChatResponse, *, now_s: int = 0) -> JSONObject:
     """Canonical response → Anthropic body.
 
     Raises:
         InvalidRequestError: a tool call whose arguments are not a JSON object.
     """
+    del now_s  # an Anthropic message carries no creation time
     body: JSONObject = {
         "id": response.id,
         "type": "message",

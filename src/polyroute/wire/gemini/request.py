@@ -58,14 +58,16 @@ _TEXT_MIME = "text/plain"
 _DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 
 
-def parse_request(body: JSONObject, *, model: str) -> ChatRequest:
-    """Gemini request body -> canonical request; ``model`` comes from the URL path.
+def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
+    """Gemini request body -> canonical request; ``model`` comes from the URL path and is required.
 
     ``stream`` is left False: Gemini chooses streaming by endpoint, so the caller sets it.
 
     Raises:
         InvalidRequestError: naming the offending field, e.g. ``contents[1].parts[0]``.
     """
+    if not model:
+        raise InvalidRequestError("the model is named in the URL path: /v1beta/models/{model}:generateContent")
     try:
         request = REQUEST_ADAPTER.validate_python(body)
     except ValidationError as exc:
@@ -180,8 +182,16 @@ def _parse_user_part(part: PartParam, *, param: str, pending: dict[str, list[str
         call_id = calls[0]
     if call_id in calls:
         calls.remove(call_id)
-    text = orjson.dumps(result["response"]).decode()
-    return ToolResultPart(call_id=call_id, content=(TextPart(text=text),))
+    return _tool_result(call_id, result["response"])
+
+
+def _tool_result(call_id: str, response: Any) -> ToolResultPart:
+    """``{"output": text}`` and ``{"error": text}`` (the documented wrappers) unwrap to their text."""
+    if isinstance(response, dict) and len(response) == 1:
+        ((key, value),) = response.items()
+        if key in ("output", "error") and isinstance(value, str):
+            return ToolResultPart(call_id=call_id, content=(TextPart(text=value),), is_error=key == "error")
+    return ToolResultPart(call_id=call_id, content=(TextPart(text=orjson.dumps(response).decode()),))
 
 
 def _parse_tools(tools: list[dict[str, Any]], extensions: JSONObject) -> tuple[ToolSpec, ...]:

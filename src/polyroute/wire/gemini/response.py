@@ -90,8 +90,9 @@ def parse_response(body: JSONObject) -> ChatResponse:
     )
 
 
-def render_response(response: ChatResponse) -> JSONObject:
-    """Canonical response -> Gemini response body."""
+def render_response(response: ChatResponse, *, now_s: int = 0) -> JSONObject:
+    """Canonical response -> Gemini response body (which carries no creation time, so ``now_s`` is unused)."""
+    del now_s
     extensions = copy.deepcopy(dict(response.extensions.get(SOURCE_FORMAT, {})))
     candidate_extra = extensions.pop(CANDIDATE_EXTENSION_KEY, {})
     candidate: JSONObject = {"content": {"role": "model", "parts": cast(JSONValue, render_model_parts(response.parts))}}

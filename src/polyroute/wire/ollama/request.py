@@ -22,7 +22,7 @@ from polyroute.core.messages import (
 from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.ollama.response import FORMAT, _arguments_object, _json_int
-from polyroute.wire.openai_chat_request import render_tool
+from polyroute.wire.openai_chat.request import render_tool
 
 _T = TypeVar("_T")
 
@@ -64,8 +64,8 @@ def _optional(obj: JSONObject, key: str, kind: type[_T], param: str) -> _T | Non
     return None if obj.get(key) is None else _require(obj, key, kind, param)
 
 
-def parse_request(body: JSONObject) -> ChatRequest:
-    """Client ``/api/chat`` body → canonical request.
+def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
+    """Client ``/api/chat`` body → canonical request; ``model``, when given, stands in for the body's.
 
     Ollama's ``stream`` defaults to true. Unknown top-level fields and unmapped ``options`` go to
     ``extensions["ollama"]``.
@@ -73,7 +73,8 @@ def parse_request(body: JSONObject) -> ChatRequest:
     Raises:
         InvalidRequestError: naming the offending field, e.g. ``messages[1].role``.
     """
-    model = _require(body, "model", str, "model")
+    if model is None:
+        model = _require(body, "model", str, "model")
     raw_messages = _require(body, "messages", list, "messages")
     system, messages = _parse_messages(raw_messages)
     options = _optional(body, "options", dict, "options") or {}

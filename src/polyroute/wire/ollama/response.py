@@ -108,7 +108,8 @@ def _parse_created(created_at: JSONValue | None) -> int | None:
     return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
 
 
-def _render_created(created: int | None) -> str | None:
+def render_created(created: int | None) -> str | None:
+    """Unix seconds → Ollama's RFC 3339 ``created_at`` (UTC, ``Z``)."""
     if created is None:
         return None
     return datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
@@ -137,8 +138,10 @@ def _render_usage(usage: Usage) -> JSONObject:
     return counts
 
 
-def render_response(response: ChatResponse) -> JSONObject:
+def render_response(response: ChatResponse, *, now_s: int = 0) -> JSONObject:
     """Canonical response → Ollama ``/api/chat`` body (``done: true``); reasoning text becomes ``thinking``.
+
+    ``created_at`` is the upstream's time, or ``now_s`` when it gave none (and ``now_s`` is not 0).
 
     Raises:
         UpstreamProtocolError: a tool call's arguments are not a JSON object, which Ollama cannot carry.
@@ -155,7 +158,7 @@ def render_response(response: ChatResponse) -> JSONObject:
     if calls:
         message["tool_calls"] = calls
     body: JSONObject = {"model": response.model}
-    created_at = extension.pop("created_at", None) or _render_created(response.created)
+    created_at = extension.pop("created_at", None) or render_created(response.created or now_s or None)
     if created_at is not None:
         body["created_at"] = created_at
     body.update(message=message, done=True)

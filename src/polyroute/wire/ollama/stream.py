@@ -25,11 +25,11 @@ from polyroute.wire.ollama.response import (
     _finish_reason,
     _parse_created,
     _parse_usage,
-    _render_created,
     _render_tool_call,
     _render_usage,
     _response_calls,
     _response_id,
+    render_created,
 )
 from polyroute.wire.upstream_errors import MAX_ERROR_MESSAGE_CHARS
 
@@ -121,7 +121,8 @@ class StreamRenderer:
     Reasoning text from any upstream is shown as ``thinking``: it is this answer's output, not a replay.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, now_s: int = 0) -> None:
+        self._now_s = now_s
         self._head: JSONObject = {}
         self._calls: dict[int, tuple[str, list[str]]] = {}
         self._usage = Usage()
@@ -135,7 +136,7 @@ class StreamRenderer:
         match event:
             case MessageStart():
                 self._head = {"model": event.model}
-                created_at = _render_created(event.created)
+                created_at = render_created(event.created or self._now_s or None)
                 if created_at is not None:
                     self._head["created_at"] = created_at
             case PartStart(part_kind="tool_call"):

@@ -202,8 +202,8 @@ def _parse_stop(value: JSONValue) -> tuple[str, ...]:
     return tuple(item for item in items if isinstance(item, str))
 
 
-def parse_request(body: JSONObject) -> ChatRequest:
-    """Client body → canonical request.
+def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
+    """Client body → canonical request; ``model``, when given, stands in for the body's.
 
     ``max_completion_tokens`` wins over the deprecated ``max_tokens`` when both are sent. Fields the
     canonical form has no place for (``n``, ``seed``, ``stream_options``, ``logprobs``, …) are kept in
@@ -219,7 +219,7 @@ def parse_request(body: JSONObject) -> ChatRequest:
         max_tokens = opt_int(body, "max_tokens", "")
     extensions = {key: value for key, value in body.items() if key not in _KNOWN_FIELDS}
     return ChatRequest(
-        model=req_str(body, "model", ""),
+        model=model if model is not None else req_str(body, "model", ""),
         messages=messages,
         system=system,
         tools=tuple(_parse_tool(item, f"tools[{index}]") for index, item in enumerate(tools)),

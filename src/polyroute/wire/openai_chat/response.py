@@ -9,8 +9,8 @@ from polyroute.core.messages import ChatResponse, FinishReason, Part, ReasoningP
 from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.fields import as_list, as_object, opt_int, opt_str, req_str
-from polyroute.wire.openai_chat import parse_usage
-from polyroute.wire.openai_chat_request import FORMAT, render_tool_call
+from polyroute.wire.openai_chat.relay import parse_usage
+from polyroute.wire.openai_chat.request import FORMAT, render_tool_call
 
 _FINISH_REASONS: dict[str, FinishReason] = {
     "stop": FinishReason.STOP,

@@ -24,8 +24,9 @@ from polyroute.core.messages import FinishReason, Usage
 from polyroute.errors import GatewayError, InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.fields import as_list, as_object, opt_int, opt_str, req_str
-from polyroute.wire.openai_chat import parse_error, parse_usage, render_stream_error
-from polyroute.wire.openai_chat_response import (
+from polyroute.wire.openai_chat.errors import parse_error, render_stream_error
+from polyroute.wire.openai_chat.relay import parse_usage
+from polyroute.wire.openai_chat.response import (
     parse_finish_reason,
     reasoning_text,
     render_finish_reason,
