@@ -898,3 +898,31 @@ def test_module_exposes_translator_surface() -> None:
         )
         assert len(events) == 1
         assert events[0].index == 3  # type: ignore[union-attr]
+
+
+_SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}
+_MINIMAL = {"model": "claude", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.mark.parametrize(
+    ("output_config", "schema", "effort", "left_over"),
+    [
+        ({"format": {"type": "json_schema", "schema": _SCHEMA}, "effort": "high"}, _SCHEMA, "high", None),
+        ({"effort": "turbo", "task_budget": 5}, None, None, {"effort": "turbo", "task_budget": 5}),
+        ({"format": {"type": "text"}}, None, None, {"format": {"type": "text"}}),
+        ({}, None, None, None),
+    ],
+)
+def test_output_config_maps_format_and_effort(
+    output_config: dict[str, Any], schema: Any, effort: str | None, left_over: Any
+) -> None:
+    request = am.parse_request({**_MINIMAL, "output_config": output_config})
+    assert (request.response_format.schema if request.response_format else None) == schema
+    assert request.reasoning_effort == effort
+    assert request.extensions.get("anthropic", {}).get("output_config") == left_over
+    rendered = am.render_request(request)
+    assert rendered.get("output_config", {}) == output_config
+
+
+def test_output_config_absent_is_not_rendered() -> None:
+    assert "output_config" not in am.render_request(am.parse_request(_MINIMAL))

@@ -23,6 +23,8 @@ CAPABILITIES: Final = frozenset(
         cap.TOP_P,
         cap.TOP_K,
         cap.STOP,
+        cap.JSON_SCHEMA,
+        cap.REASONING_EFFORT,
         cap.TOOL_CHOICE_NONE,
         cap.TOOL_CHOICE_REQUIRED,
         cap.TOOL_CHOICE_TOOL,

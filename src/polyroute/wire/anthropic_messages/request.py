@@ -15,6 +15,7 @@ from polyroute.core.messages import (
     Message,
     Part,
     ReasoningPart,
+    ResponseFormat,
     Role,
     TextPart,
     ToolCallPart,
@@ -281,6 +282,43 @@ def _thinking_budget(value: JSONValue) -> int | None:
     return None
 
 
+_EFFORTS = frozenset({"low", "medium", "high", "max"})
+"""``output_config.effort`` values; they map to ``reasoning_effort`` unchanged."""
+
+
+def _parse_output_config(value: JSONValue, extensions: JSONObject) -> tuple[ResponseFormat | None, str | None]:
+    """``output_config.format`` (a JSON Schema) and ``output_config.effort``; other keys stay in extensions."""
+    if value is None:
+        return None, None
+    config = dict(as_object(value, "output_config"))
+    response_format = None
+    spec = config.get("format")
+    if isinstance(spec, dict) and spec.get("type") == "json_schema" and isinstance(spec.get("schema"), dict):
+        response_format = ResponseFormat(mode="json_schema", schema=as_object(spec["schema"], "output_config.format"))
+        del config["format"]
+    effort = config.get("effort")
+    if isinstance(effort, str) and effort in _EFFORTS:
+        del config["effort"]
+    else:
+        effort = None
+    if config:
+        extensions["output_config"] = config
+    else:
+        extensions.pop("output_config", None)
+    return response_format, effort
+
+
+def _render_output_config(request: ChatRequest, body: JSONObject) -> None:
+    config = dict(as_object(body.get("output_config") or {}, "output_config"))
+    response_format = request.response_format
+    if response_format is not None and response_format.mode == "json_schema" and response_format.schema is not None:
+        config["format"] = {"type": "json_schema", "schema": response_format.schema}
+    if request.reasoning_effort in _EFFORTS:
+        config["effort"] = request.reasoning_effort
+    if config:
+        body["output_config"] = config
+
+
 def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     """Client body → canonical request; ``model``, when given, stands in for the body's.
 
@@ -298,6 +336,7 @@ def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     extensions = {key: value for key, value in body.items() if key not in _KNOWN_FIELDS}
     if budget is not None:
         del extensions["thinking"]
+    response_format, effort = _parse_output_config(body.get("output_config"), extensions)
     return ChatRequest(
         model=model if model is not None else req_str(body, "model", ""),
         messages=tuple(_parse_message(item, f"messages[{index}]") for index, item in enumerate(messages)),
@@ -312,6 +351,8 @@ def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
         stop=tuple(_stop_sequence(item, f"stop_sequences[{index}]") for index, item in enumerate(stop)),
         stream=bool(opt_bool(body, "stream", "")),
         reasoning_budget_tokens=budget,
+        reasoning_effort=effort,
+        response_format=response_format,
         user_id=_parse_metadata(body.get("metadata")),
         extensions={FORMAT: extensions} if extensions else {},
     )
@@ -366,4 +407,5 @@ def render_request(request: ChatRequest) -> JSONObject:
     if request.reasoning_budget_tokens is not None:
         optional["thinking"] = {"type": "enabled", "budget_tokens": request.reasoning_budget_tokens}
     body.update({key: value for key, value in optional.items() if value is not None})
+    _render_output_config(request, body)
     return body

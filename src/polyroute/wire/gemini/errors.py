@@ -78,6 +78,9 @@ def parse_error(status_code: int, body: bytes, headers: Mapping[str, str], *, pr
     status = error.get("status")
     upstream_type = status if isinstance(status, str) else None
     error_class = _ERROR_STATUSES.get(upstream_type or "") or _class_for_status(status_code)
+    if _reason(error.get("details")) in _CREDENTIAL_REASONS:
+        # Gemini answers a bad key with 400 INVALID_ARGUMENT; it is our credential, not the caller's request.
+        error_class = UpstreamAuthError
     if error_class is UpstreamRateLimitError or status_code == 429:
         delay_s = _retry_delay(error.get("details"))
         if delay_s is None:
@@ -102,6 +105,20 @@ def _error_object(body: bytes) -> JSONObject:
         value = value[0]
     error = value.get("error") if isinstance(value, dict) else None
     return error if isinstance(error, dict) else {}
+
+
+_ERROR_INFO_TYPE = "type.googleapis.com/google.rpc.ErrorInfo"
+_CREDENTIAL_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED", "API_KEY_SERVICE_BLOCKED"})
+"""``ErrorInfo.reason`` values that mean the gateway's own credential is wrong."""
+
+
+def _reason(details: JSONValue | None) -> str | None:
+    if isinstance(details, list):
+        for detail in details:
+            if isinstance(detail, dict) and detail.get("@type") == _ERROR_INFO_TYPE:
+                reason = detail.get("reason")
+                return reason if isinstance(reason, str) else None
+    return None
 
 
 def _retry_delay(details: JSONValue | None) -> float | None:

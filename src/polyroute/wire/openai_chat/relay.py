@@ -32,10 +32,13 @@ def parse_usage(body: Mapping[str, JSONValue]) -> Usage | None:
         return None
     prompt_details = usage.get("prompt_tokens_details")
     completion_details = usage.get("completion_tokens_details")
+    cached = _int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None
+    if cached is None:
+        cached = _int(usage.get("prompt_cache_hit_tokens"))  # DeepSeek's name for the same count
     return Usage(
         input_tokens=_int(usage.get("prompt_tokens")),
         output_tokens=_int(usage.get("completion_tokens")),
-        cache_read_tokens=_int(prompt_details.get("cached_tokens")) if isinstance(prompt_details, dict) else None,
+        cache_read_tokens=cached,
         reasoning_tokens=(
             _int(completion_details.get("reasoning_tokens")) if isinstance(completion_details, dict) else None
         ),
