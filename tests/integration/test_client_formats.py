@@ -329,3 +329,25 @@ def test_openai_sdk_responses_stream_and_tools(client: Any, fake_upstream: FakeU
         if e.type == "response.output_text.delta"
     ]
     assert "".join(deltas) == "Hello! How can I help?"
+
+
+def test_gemini_stream_without_alt_sse_is_one_json_array(raw: httpx.Client, fake_upstream: FakeUpstream) -> None:
+    fake_upstream.push(Reply(events=text_stream(include_usage=True)))
+    answer = raw.post(
+        "/v1beta/models/mock/gpt-4o:streamGenerateContent",
+        json={"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+    )
+    assert answer.status_code == 200
+    chunks = json.loads(answer.content)
+    assert isinstance(chunks, list)
+    text = "".join(
+        part["text"] for c in chunks for part in c.get("candidates", [{}])[0].get("content", {}).get("parts", [])
+    )
+    assert text == "Hello! How can I help?"
+    assert chunks[-1]["usageMetadata"]["candidatesTokenCount"] == 7
+
+
+def test_gemini_unknown_method_is_404_in_gemini_shape(raw: httpx.Client) -> None:
+    answer = raw.post("/v1beta/models/mock/gpt-4o:embedEverything", json={})
+    assert answer.status_code == 404
+    assert answer.json()["error"]["status"] == "NOT_FOUND"

@@ -28,6 +28,7 @@ from polyroute.errors import InvalidRequestError, ModelNotFoundError, NotFoundEr
 from polyroute.routing.table import Deployment
 from polyroute.wire import WireFormat, gemini
 from polyroute.wire.gemini.array import JSONArrayStreamRenderer
+from polyroute.wire.registry import TranslatorVariant
 
 _GENERATE = "generateContent"
 _STREAM = "streamGenerateContent"
@@ -95,22 +96,13 @@ def _wants_sse(exchange: Exchange) -> bool:
     return b"alt=sse" in query.split(b"&")
 
 
-class _ArrayClient:
+class _ArrayClient(TranslatorVariant):
     """The Gemini translator, streaming one JSON array instead of SSE (no ``alt=sse``)."""
 
-    FORMAT = WireFormat.GEMINI
-    CAPABILITIES = gemini.CAPABILITIES
-    parse_request = staticmethod(gemini.parse_request)
-    render_request = staticmethod(gemini.render_request)
-    request_path = staticmethod(gemini.request_path)
-    parse_response = staticmethod(gemini.parse_response)
-    render_response = staticmethod(gemini.render_response)
-    parse_error = staticmethod(gemini.parse_error)
-    render_error = staticmethod(gemini.render_error)
-    stream_parser = staticmethod(gemini.stream_parser)
+    def __init__(self) -> None:
+        super().__init__(gemini)
 
-    @staticmethod
-    def stream_renderer(*, now_s: int) -> JSONArrayStreamRenderer:
+    def stream_renderer(self, *, now_s: int) -> JSONArrayStreamRenderer:
         del now_s
         return JSONArrayStreamRenderer()
 

@@ -22,10 +22,12 @@ from polyroute.api.inference import InferenceEndpoint
 from polyroute.api.models import ModelListing
 from polyroute.api.pipeline import Exchange, Pipeline
 from polyroute.api.responses import parse_json_object
-from polyroute.core.messages import ChatRequest
+from polyroute.core.messages import ChatRequest, ChatResponse
 from polyroute.errors import InvalidRequestError, ModelNotFoundError
+from polyroute.types import JSONObject
 from polyroute.wire import WireFormat, ollama
 from polyroute.wire.ollama.generate import GenerateStreamRenderer, parse_generate_request, render_generate_response
+from polyroute.wire.registry import TranslatorVariant
 
 API_VERSION = "0.9.0"
 """The Ollama API version reported by ``/api/version`` (the API surface implemented here)."""
@@ -36,20 +38,20 @@ def chat_endpoint(pipeline: Pipeline) -> InferenceEndpoint:
     return InferenceEndpoint(pipeline, WireFormat.OLLAMA)
 
 
-class _GenerateClient:
-    """The Ollama translator, answering in ``/api/generate``'s shape."""
+class _GenerateClient(TranslatorVariant):
+    """The Ollama translator, taking and answering ``/api/generate``'s shapes."""
 
-    FORMAT = WireFormat.OLLAMA
-    CAPABILITIES = ollama.CAPABILITIES
-    parse_request = staticmethod(parse_generate_request)
-    render_request = staticmethod(ollama.render_request)
-    request_path = staticmethod(ollama.request_path)
-    parse_response = staticmethod(ollama.parse_response)
-    render_response = staticmethod(render_generate_response)
-    parse_error = staticmethod(ollama.parse_error)
-    render_error = staticmethod(ollama.render_error)
-    stream_parser = staticmethod(ollama.stream_parser)
-    stream_renderer = GenerateStreamRenderer
+    def __init__(self) -> None:
+        super().__init__(ollama)
+
+    def parse_request(self, body: JSONObject, *, model: str | None = None) -> ChatRequest:
+        return parse_generate_request(body, model=model)
+
+    def render_response(self, response: ChatResponse, *, now_s: int) -> JSONObject:
+        return render_generate_response(response, now_s=now_s)
+
+    def stream_renderer(self, *, now_s: int) -> GenerateStreamRenderer:
+        return GenerateStreamRenderer(now_s=now_s)
 
 
 class GenerateEndpoint(InferenceEndpoint):

@@ -89,3 +89,51 @@ _ALL: dict[WireFormat, Translator] = {
 
 TRANSLATORS: Mapping[WireFormat, Translator] = MappingProxyType(_ALL)
 """Every wire format's translator; the contract tests iterate over it."""
+
+
+class TranslatorVariant:
+    """A format's translator with some of its functions replaced by a subclass.
+
+    For endpoints that speak a variant of a format: Gemini's JSON-array streaming, Ollama's
+    ``/api/generate``. Everything not overridden is the base format's.
+    """
+
+    def __init__(self, base: Translator) -> None:
+        self.base = base
+
+    @property
+    def FORMAT(self) -> WireFormat:
+        return self.base.FORMAT
+
+    @property
+    def CAPABILITIES(self) -> frozenset[str]:
+        return self.base.CAPABILITIES
+
+    def parse_request(self, body: JSONObject, *, model: str | None = None) -> ChatRequest:
+        return self.base.parse_request(body, model=model)
+
+    def render_request(self, request: ChatRequest) -> JSONObject:
+        return self.base.render_request(request)
+
+    def request_path(self, model: str, *, stream: bool) -> str:
+        return self.base.request_path(model, stream=stream)
+
+    def parse_response(self, body: JSONObject) -> ChatResponse:
+        return self.base.parse_response(body)
+
+    def render_response(self, response: ChatResponse, *, now_s: int) -> JSONObject:
+        return self.base.render_response(response, now_s=now_s)
+
+    def parse_error(
+        self, status_code: int, body: bytes, headers: Mapping[str, str], *, provider: str
+    ) -> UpstreamStatusError:
+        return self.base.parse_error(status_code, body, headers, provider=provider)
+
+    def render_error(self, error: GatewayError) -> tuple[int, JSONObject]:
+        return self.base.render_error(error)
+
+    def stream_parser(self, *, provider: str) -> StreamChunkParser:
+        return self.base.stream_parser(provider=provider)
+
+    def stream_renderer(self, *, now_s: int) -> StreamRenderer:
+        return self.base.stream_renderer(now_s=now_s)
