@@ -31,6 +31,7 @@ check: $(STAMP_DEV)
 
 test: $(STAMP_DEV)
 	PATH="$(abspath $(BIN)):$$PATH" scripts/check
+	scripts/install_agents
 	PATH="$(abspath $(BIN)):$$PATH" scripts/test
 
 bench: $(STAMP_DEV)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import procs
@@ -134,12 +135,14 @@ def run_wrk(
 
 @dataclass
 class Target:
-    """Something to send chat requests to."""
+    """Something to send chat requests to; ``fmt`` is the client API its stream speaks."""
 
     name: str
     url: str
     body: bytes
     headers: dict[str, str]
+    fmt: str = "openai"
+    """``openai`` (Chat Completions chunks, ``[DONE]``) or ``anthropic`` (Messages events)."""
 
 
 @dataclass
@@ -148,11 +151,66 @@ class StreamSample:
 
     status: int
     ttfb_us: float
+    """Time to the first event of any kind."""
+    ttft_us: float
+    """Time to the first event carrying answer text."""
     total_us: float
     gaps_us: list[float]
     events: int
     done: bool
     usage: bool
+    text: str
+
+
+@dataclass(frozen=True)
+class Fidelity:
+    """What a stream's events said, read after the stream ended (so parsing costs no measured time)."""
+
+    done: bool
+    usage: bool
+    text: str
+    first_text: int | None
+    """Index of the first event carrying answer text."""
+
+
+def _load(payload: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def openai_fidelity(payloads: list[bytes]) -> Fidelity:
+    """Chat Completions: done = the last event is ``[DONE]``; usage = a chunk with a ``usage`` object."""
+    pieces: list[str] = []
+    first: int | None = None
+    for i, payload in enumerate(payloads):
+        for choice in _load(payload).get("choices") or []:
+            content = (choice.get("delta") or {}).get("content")
+            if content:
+                pieces.append(content)
+                first = i if first is None else first
+    done = bool(payloads) and payloads[-1] == b"[DONE]"
+    return Fidelity(done, any(b'"usage":{' in p for p in payloads), "".join(pieces), first)
+
+
+def anthropic_fidelity(payloads: list[bytes]) -> Fidelity:
+    """Messages: done = the last event is ``message_stop``; usage = a ``message_delta`` with ``usage``."""
+    docs = [_load(p) for p in payloads]
+    pieces: list[str] = []
+    first: int | None = None
+    for i, doc in enumerate(docs):
+        delta = doc.get("delta") or {}
+        if doc.get("type") == "content_block_delta" and delta.get("type") == "text_delta" and delta.get("text"):
+            pieces.append(delta["text"])
+            first = i if first is None else first
+    done = bool(docs) and docs[-1].get("type") == "message_stop"
+    usage = any(d.get("type") == "message_delta" and isinstance(d.get("usage"), dict) for d in docs)
+    return Fidelity(done, usage, "".join(pieces), first)
+
+
+_FIDELITY: dict[str, Callable[[list[bytes]], Fidelity]] = {"openai": openai_fidelity, "anthropic": anthropic_fidelity}
 
 
 async def _one_stream(session: aiohttp.ClientSession, target: Target) -> StreamSample:
@@ -166,16 +224,19 @@ async def _one_stream(session: aiohttp.ClientSession, target: Target) -> StreamS
                 payloads.append(line[5:].strip())
         status = resp.status
     end = time.perf_counter()
+    seen = _FIDELITY[target.fmt](payloads)
     first = stamps[0] if stamps else end
-    usage = any(b'"usage":{' in p for p in payloads)
+    first_text = stamps[seen.first_text] if seen.first_text is not None else end
     return StreamSample(
         status=status,
         ttfb_us=(first - start) * 1e6,
+        ttft_us=(first_text - start) * 1e6,
         total_us=(end - start) * 1e6,
         gaps_us=[(b - a) * 1e6 for a, b in zip(stamps, stamps[1:], strict=False)],
         events=len(payloads),
-        done=bool(payloads) and payloads[-1] == b"[DONE]",
-        usage=usage,
+        done=seen.done,
+        usage=seen.usage,
+        text=seen.text,
     )
 
 
@@ -186,20 +247,26 @@ def _percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100.0 * (len(ordered) - 1))))]
 
 
-def _summarize(samples: list[StreamSample]) -> dict[str, object]:
+def _summarize(target: Target, samples: list[StreamSample]) -> dict[str, object]:
     ok = [s for s in samples if s.status == 200]
     gaps = [g for s in ok for g in s.gaps_us]
+    texts = {s.text for s in ok}
     return {
+        "format": target.fmt,
         "requests": len(samples),
         "ok": len(ok),
         "ttfb_p50_us": round(_percentile([s.ttfb_us for s in ok], 50), 1),
         "ttfb_p99_us": round(_percentile([s.ttfb_us for s in ok], 99), 1),
+        "ttft_p50_us": round(_percentile([s.ttft_us for s in ok], 50), 1),
+        "ttft_p99_us": round(_percentile([s.ttft_us for s in ok], 99), 1),
         "total_p50_us": round(_percentile([s.total_us for s in ok], 50), 1),
         "gap_p50_us": round(_percentile(gaps, 50), 1),
         "gap_p99_us": round(_percentile(gaps, 99), 1),
         "events_median": statistics.median([s.events for s in ok]) if ok else 0,
         "all_done": bool(ok) and all(s.done for s in ok),
         "all_usage": bool(ok) and all(s.usage for s in ok),
+        "text": ok[0].text if len(texts) == 1 else None,
+        "text_stable": len(texts) == 1,
     }
 
 
@@ -219,9 +286,9 @@ async def _stream_rounds(targets: list[Target], rounds: int) -> dict[str, dict[s
     finally:
         for session in sessions.values():
             await session.close()
-    return {name: _summarize(values) for name, values in samples.items()}
+    return {t.name: _summarize(t, samples[t.name]) for t in targets}
 
 
 def stream_check(targets: list[Target], rounds: int) -> dict[str, dict[str, object]]:
-    """Interleaved streaming requests, one at a time; time to first event, gaps, fidelity."""
+    """Interleaved streaming requests, one at a time; time to first event and first text, gaps, fidelity."""
     return uvloop.run(_stream_rounds(targets, rounds))

@@ -8,10 +8,16 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import crossformat
+
 # The targets the lead set for polyroute (see bench/README.md).
 LATENCY_RATIO_MAX = 1.5
 CPU_MS_MAX = 0.35
 THROUGHPUT_RATIO_MIN = 0.5
+XF_CPU_RATIO_MAX = 2.0
+"""Cross-format (Anthropic → OpenAI) streaming CPU per request ≤ 2× same-format."""
+XF_TTFT_EXTRA_MS_MAX = 1.0
+"""Cross-format added time to first token (first text) ≤ same-format's + 1 ms."""
 
 
 def median(values: list[float]) -> float | None:
@@ -117,6 +123,55 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if gw_errors:
         for check in checks:
             check["detail"] += "; gateway returned errors, numbers not valid"
+    return checks + crossformat_checks(results)
+
+
+def _added_ttfb(stream: dict[str, Any], name: str, key: str = "ttfb_p50_us") -> float | None:
+    direct, target = stream.get("direct", {}).get(key), stream.get(name, {}).get(key)
+    return target - direct if direct is not None and target is not None else None
+
+
+def crossformat_checks(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Anthropic → OpenAI streaming against OpenAI → OpenAI: CPU per request and time to first token."""
+    xf = results.get("crossformat", {})
+    measured = xf.get("status") == "ok"
+    stream = results.get("stream", {})
+    summary = xf.get("summary", {})
+    same, cross = summary.get(crossformat.SAME, {}), summary.get(crossformat.CROSS, {})
+    failed = any(d.get("errors") or d.get("non_2xx") for d in (same, cross))
+    xs = stream.get(crossformat.NAME, {})
+    if xs and not (xs["ok"] == xs["requests"] and xs["all_done"] and xs["all_usage"]):
+        failed = True
+    if xs and xs.get("text") != stream.get("direct", {}).get("text"):
+        failed = True
+    ratio = xf.get("cpu_ratio") if measured else None
+    same_added = _added_ttfb(stream, "gateway", "ttft_p50_us")
+    cross_added = _added_ttfb(stream, crossformat.NAME, "ttft_p50_us")
+    extra = None
+    if measured and same_added is not None and cross_added is not None:
+        extra = (cross_added - same_added) / 1000
+    checks = [
+        _check(
+            "cross-format (Anthropic → OpenAI) streaming CPU/request ≤ 2× same-format (16 conns)",
+            ratio,
+            XF_CPU_RATIO_MAX,
+            None if ratio is None else ratio <= XF_CPU_RATIO_MAX and not failed,
+            f"{_fmt(cross.get('cpu_ms_per_req'), 3)} vs {_fmt(same.get('cpu_ms_per_req'), 3)} CPU-ms/req",
+        ),
+        _check(
+            "cross-format added time to first token (first text, p50 vs direct) ≤ same-format's + 1 ms",
+            extra,
+            XF_TTFT_EXTRA_MS_MAX,
+            None if extra is None else extra <= XF_TTFT_EXTRA_MS_MAX and not failed,
+            f"cross-format +{_fmt(cross_added)} µs vs same-format +{_fmt(same_added)} µs over direct, in ms",
+        ),
+    ]
+    if not measured:
+        for check in checks:
+            check["detail"] = xf.get("status", "not measured")
+    elif failed:
+        for check in checks:
+            check["detail"] += "; cross-format requests failed or streams were incomplete, numbers not valid"
     return checks
 
 
@@ -165,29 +220,79 @@ def _delay_table(results: dict[str, Any], names: list[str]) -> list[str]:
     return lines
 
 
+def _pct(share: float | None) -> str:
+    return "–" if share is None else f"{100 * share:.0f}%"
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "NO"
+
+
 def _stream_table(results: dict[str, Any], names: list[str]) -> list[str]:
     stream = results.get("stream", {})
     if not stream:
         return []
     lines = [
         "",
-        "Streaming, one at a time (first event, gaps between events, fidelity):",
+        "Streaming, one at a time (first event, first text, gaps between events, fidelity; done = `[DONE]` last "
+        "for OpenAI clients, `message_stop` last for Anthropic ones; usage = a usage chunk or a `message_delta` "
+        "with usage; text = the same text as direct):",
         "",
-        "| target | TTFB p50 µs | added TTFB p50 µs | TTFB p99 µs | gap p50 µs | gap p99 µs "
-        "| events | [DONE] | usage |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| target | client API | TTFB p50 µs | added TTFB p50 µs | TTFB p99 µs | first text p50 µs "
+        "| added first text p50 µs | gap p50 µs | gap p99 µs | events | done | usage | text |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
-    direct = stream.get("direct", {}).get("ttfb_p50_us")
-    for name in names:
+    reference = stream.get("direct", {}).get("text")
+    for name in [*names, *(n for n in stream if n not in names)]:
         s = stream.get(name)
         if not s:
             continue
-        added = s["ttfb_p50_us"] - direct if direct is not None and name != "direct" else None
+        added = _added_ttfb(stream, name) if name != "direct" else None
+        added_text = _added_ttfb(stream, name, "ttft_p50_us") if name != "direct" else None
+        same_text = s.get("text") is not None and s.get("text") == reference
         lines.append(
-            f"| {name} | {_fmt(s['ttfb_p50_us'])} | {_fmt(added)} | {_fmt(s['ttfb_p99_us'])} | {_fmt(s['gap_p50_us'])} "
-            f"| {_fmt(s['gap_p99_us'])} | {s['events_median']} | {'yes' if s['all_done'] else 'NO'} "
-            f"| {'yes' if s['all_usage'] else 'NO'} |"
+            f"| {name} | {s.get('format', 'openai')} | {_fmt(s['ttfb_p50_us'])} | {_fmt(added)} "
+            f"| {_fmt(s['ttfb_p99_us'])} | {_fmt(s.get('ttft_p50_us'))} | {_fmt(added_text)} "
+            f"| {_fmt(s['gap_p50_us'])} | {_fmt(s['gap_p99_us'])} | {s['events_median']} "
+            f"| {_yes(s['all_done'])} | {_yes(s['all_usage'])} | {_yes(same_text)} |"
         )
+    return lines
+
+
+def _crossformat_table(results: dict[str, Any]) -> list[str]:
+    xf = results.get("crossformat", {})
+    stream = results.get("stream", {})
+    if xf.get("status") != "ok" or not (xf.get("summary") or stream.get(crossformat.NAME)):
+        return ["", f"Cross-format streaming (Anthropic client → OpenAI upstream): {xf.get('status', 'not measured')}"]
+    up = xf["upstream"]
+    lines = [
+        "",
+        f"Cross-format streaming through the gateway, Anthropic client → OpenAI upstream, next to same-format "
+        f"(the fake streams {up['content_chunks']} content chunks {up['chunk_delay_ms']:g} ms apart; first event "
+        f"and first text from the streaming check, added = against direct; req/s, stream p50 and CPU from wrk at "
+        f"{xf.get('conns', crossformat.CONNS)} connections; other load = CPU of other processes on the machine, "
+        "share of a core):",
+        "",
+        "| case | client → upstream | TTFB p50 µs | TTFB p99 µs | added TTFB p50 µs | TTFT p50 µs | TTFT p99 µs "
+        "| added TTFT p50 µs | req/s | stream p50 ms | CPU ms/req | gateway CPU share | other load | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rows = (
+        (crossformat.SAME, "gateway", "OpenAI → OpenAI"),
+        (crossformat.CROSS, crossformat.NAME, "Anthropic → OpenAI"),
+    )
+    for case, target, route in rows:
+        cpu = xf.get("summary", {}).get(case, {})
+        s = stream.get(target, {})
+        share, foreign, p50 = cpu.get("gateway_cpu_share"), cpu.get("foreign_cpu_share"), cpu.get("p50_us")
+        lines.append(
+            f"| {case} | {route} | {_fmt(s.get('ttfb_p50_us'))} | {_fmt(s.get('ttfb_p99_us'))} "
+            f"| {_fmt(_added_ttfb(stream, target))} | {_fmt(s.get('ttft_p50_us'))} | {_fmt(s.get('ttft_p99_us'))} "
+            f"| {_fmt(_added_ttfb(stream, target, 'ttft_p50_us'))} | {_fmt(cpu.get('rps'))} "
+            f"| {_fmt(None if p50 is None else p50 / 1000, 1)} | {_fmt(cpu.get('cpu_ms_per_req'), 3)} "
+            f"| {_pct(share)} | {_pct(foreign)} | {cpu.get('errors', 0) + cpu.get('non_2xx', 0)} |"
+        )
+    lines.append(f"| ratio cross / same | | | | | | | | | | {_fmt(xf.get('cpu_ratio'), 2, '×')} | | | |")
     return lines
 
 
@@ -210,6 +315,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     body = _main_table(results, names) + _delay_table(results, names) + _stream_table(results, names)
+    if results["gateway"]["status"] == "ok":
+        body += _crossformat_table(results)
     checks = ["", "Targets:", ""]
     for c in results["checks"]:
         value = "–" if c["value"] is None else f"{c['value']:.3g}"

@@ -5,9 +5,11 @@ Usage: ``.venv/bin/python bench/run.py [--quick] [--out bench/results] [--no-gat
 Starts a fast fake OpenAI upstream (plus one with a fixed 20 ms delay), the pass-through floor
 (``bench/passthrough.py``) and ``polyroute serve``, then measures with wrk: added latency at one
 connection in interleaved rounds, throughput at 16 and 64 connections, CPU-ms per request and RSS
-from /proc, a 20 ms-upstream concurrency sweep, and a streaming check. Prints a Markdown report with
-PASS/MISS per target and writes ``<out>/<date>-<host>.json`` and ``<out>/latest.md``. All children
-are ended on exit, Ctrl-C or error. See bench/README.md.
+from /proc, a 20 ms-upstream concurrency sweep, a streaming check, and the cross-format case (an
+Anthropic client on ``/v1/messages`` streaming from the OpenAI-format fake: time to first event and
+CPU-ms per request next to same-format streaming; ``bench/crossformat.py``). Prints a Markdown report
+with PASS/MISS per target and writes ``<out>/<date>-<host>.json`` and ``<out>/latest.md``. All
+children are ended on exit, Ctrl-C or error. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import crossformat
 import loadgen
 import procs
 import report
@@ -41,6 +44,10 @@ REPO = BENCH.parent
 PY = sys.executable
 HARNESS_CPU, SERVER_CPU = 0, 1
 GATEWAY_QUIET_S = 1.2
+FAKE_CHUNKS, FAKE_CHUNK_DELAY_MS = 20, 1
+"""Content chunks per streamed answer of the fakes, and the gap between chunks."""
+STREAM_S = (FAKE_CHUNKS + 4) * FAKE_CHUNK_DELAY_MS / 1000 * 1.5
+"""Generous wall time of one streamed answer (role, content, finish and usage chunks, [DONE])."""
 """Idle time that proves the gateway is done: longer than its request-log flush interval (1 s)."""
 MESSAGES = [
     {"role": "system", "content": "You are a concise assistant. Answer in plain prose."},
@@ -63,11 +70,13 @@ class Plan:
     delay_conns: tuple[int, ...]
     delay_s: float
     stream_rounds: int
+    xf_s: float
+    xf_reps: int
     budget_s: int
 
 
-QUICK = Plan(1, 3, 3, 2, 2, (64, 256), 2, 100, 120)
-FULL = Plan(3, 5, 6, 5, 3, (16, 64, 256), 5, 400, 360)
+QUICK = Plan(1, 3, 3, 2, 2, (64, 256), 2, 100, 2, 1, 120)
+FULL = Plan(3, 5, 6, 5, 3, (16, 64, 256), 5, 400, 4, 2, 360)
 
 
 @dataclass
@@ -85,6 +94,9 @@ class Rig:
     deadline: float = float("inf")
     """Monotonic time by which the optional phases must be done."""
     key: str = ""
+    xf_status: str = "not measured"
+    xf_scripts: dict[str, tuple[str, Path]] = field(default_factory=dict)
+    """Cross-format CPU runs: case → (gateway URL, wrk script)."""
 
 
 def chat_body(model: str, stream: bool = False) -> bytes:
@@ -114,7 +126,7 @@ def start_fakes_and_passthroughs(rig: Rig, slow: procs.Child) -> None:
 def start_fake(sup: procs.Supervisor, name: str, delay_ms: float) -> procs.Child:
     port = procs.free_port()
     argv = [PY, str(BENCH / "fake_upstream.py"), "--port", str(port), "--delay-ms", f"{delay_ms:g}"]
-    argv += ["--chunk-delay-ms", "1", "--chunks", "20"]
+    argv += ["--chunk-delay-ms", str(FAKE_CHUNK_DELAY_MS), "--chunks", str(FAKE_CHUNKS)]
     child = sup.start(name, argv, port, HARNESS_CPU)
     if reason := procs.wait_healthy(child, url_of(child, "/health"), 10):
         raise RuntimeError(f"{reason}\n{child.log_tail()}")
@@ -160,6 +172,12 @@ def start_gateway(rig: Rig, slow: procs.Child, workdir: Path) -> None:
         return
     rig.targets["gateway"] = child
     rig.slow_targets["gateway"] = child
+    reason = crossformat.smoke(url_of(child, crossformat.PATH), messages_body(), rig.key)
+    rig.xf_status = f"skipped: {reason}" if reason else "ok"
+
+
+def messages_body() -> bytes:
+    return crossformat.messages_body("fake/bench-model", MESSAGES)
 
 
 def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -199,6 +217,18 @@ def write_scripts(rig: Rig, workdir: Path) -> None:
         slow_model = "slow/bench-model" if name == "gateway" else "bench-model"
         path = workdir / f"{name}-20ms.lua"
         rig.slow_scripts[name] = loadgen.write_script(path, chat_body(slow_model), headers_for(key))
+    if rig.xf_status == "ok":
+        gateway = rig.targets["gateway"]
+        same = loadgen.write_script(
+            workdir / "gateway-stream.lua", chat_body("fake/bench-model", stream=True), headers_for(rig.key)
+        )
+        cross = loadgen.write_script(
+            workdir / "gateway-anthropic-stream.lua", messages_body(), crossformat.messages_headers(rig.key)
+        )
+        rig.xf_scripts = {
+            crossformat.SAME: (url_of(gateway), same),
+            crossformat.CROSS: (url_of(gateway, crossformat.PATH), cross),
+        }
 
 
 # ---------------------------------------------------------------- measuring
@@ -213,14 +243,21 @@ def hit(rig: Rig, name: str, conns: int, seconds: float, slow: procs.Child | Non
     fake = slow or rig.fake
     targets = rig.slow_targets if slow else rig.targets
     child = fake if name == "direct" else targets[name]
-    watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {})
     scripts = rig.slow_scripts if slow else rig.scripts
+    return wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds)
+
+
+def wrk_once(
+    rig: Rig, name: str, child: procs.Child, fake: procs.Child, url: str, script: Path, conns: int, seconds: float
+) -> dict[str, Any]:
+    """One wrk run of ``script`` at ``url``; CPU of ``child`` (reported as ``name``) and the fake are watched."""
+    watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {})
     servers = sorted({c.pid for c in (*rig.targets.values(), *rig.slow_targets.values())})
     quiet = GATEWAY_QUIET_S if name == "gateway" else 0.2
     settle = functools.partial(procs.wait_quiet, servers, quiet, 6.0)
     everyone = [c.pid for c in rig.sup.children]
     before = procs.MachineSample.take(everyone)
-    res = loadgen.run_wrk(url_of(child), scripts[name], conns, seconds, watch, settle)
+    res = loadgen.run_wrk(url, script, conns, seconds, watch, settle)
     out = res.to_dict() | procs.MachineSample.take(everyone).foreign_since(before)
     out["cpu_ms_per_req"] = res.cpu_ms_per_request(name)
     out["fake_cpu_share"] = res.cpu_share("fake")
@@ -269,7 +306,16 @@ def measure_stream(rig: Rig, plan: Plan) -> dict[str, Any]:
         child = rig.fake if name == "direct" else rig.targets[name]
         key = rig.key if name == "gateway" else "sk-bench"
         targets.append(loadgen.Target(name, url_of(child), chat_body(models[name], stream=True), headers_for(key)))
+    if rig.xf_status == "ok":
+        url = url_of(rig.targets["gateway"], crossformat.PATH)
+        targets.append(crossformat.stream_target(url, messages_body(), rig.key))
     return loadgen.stream_check(targets, plan.stream_rounds)
+
+
+def measure_crossformat(rig: Rig, plan: Plan) -> dict[str, Any]:
+    """Gateway CPU per streamed request: OpenAI → OpenAI against Anthropic → OpenAI, 16 connections."""
+    run_one = functools.partial(wrk_once, rig, "gateway", rig.targets["gateway"], rig.fake)
+    return crossformat.measure_cpu(run_one, rig.xf_scripts, plan.xf_reps, plan.xf_s)
 
 
 def rss_all(rig: Rig) -> dict[str, int]:
@@ -319,8 +365,12 @@ def run_phases(rig: Rig, plan: Plan, slow: procs.Child, results: dict[str, Any])
     results["delay20"], results["stream"], n = {}, {}, len(order(rig))
     if time_left(rig, len(plan.delay_conns) * n * (plan.delay_s + 2.5), "20 ms upstream sweep", results):
         results["delay20"] = measure_delay(rig, plan, slow)
-    if time_left(rig, plan.stream_rounds * n * 0.06 + 3, "streaming check", results):
+    xf = rig.xf_status == "ok"
+    if time_left(rig, plan.stream_rounds * (n + xf) * STREAM_S + 3, "streaming check", results):
         results["stream"] = measure_stream(rig, plan)
+    needed = plan.xf_reps * 2 * (plan.xf_s + 2.5)
+    if xf and time_left(rig, needed, "cross-format streaming CPU (Anthropic → OpenAI)", results):
+        results["crossformat"] |= measure_crossformat(rig, plan)
     after = rss_all(rig)
     results["rss_kib"] = {name: {"start": rss_start[name], "after": after[name]} for name in rss_start}
     if rig.gateway_data is not None and "gateway" in rig.targets:
@@ -354,6 +404,8 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
     print(f"gateway: {rig.gateway_status}", flush=True)
     status = "ok" if "gateway" in rig.targets else rig.gateway_status
     results["gateway"] = {"status": status, "detail": rig.gateway_status}
+    upstream = {"content_chunks": FAKE_CHUNKS, "chunk_delay_ms": FAKE_CHUNK_DELAY_MS}
+    results["crossformat"] = {"status": rig.xf_status if "gateway" in rig.targets else status, "upstream": upstream}
     write_scripts(rig, workdir)
     run_phases(rig, plan, slow, results)
     results["checks"] = report.evaluate(results)
@@ -363,7 +415,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
 
 def all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
     runs = [r for rnd in results["latency_c1"]["rounds"] for r in rnd.values()]
-    runs += results["throughput_runs"]
+    runs += results["throughput_runs"] + results["crossformat"].get("runs", [])
     return runs + [r for per in results["delay20"].values() for r in per.values()]
 
 
@@ -383,6 +435,8 @@ def notes(results: dict[str, Any]) -> list[str]:
         f"The fake upstream used at most {fake_share:.0%} of a core behind pass-through or gateway: not the bottleneck."
     )
     out.append("direct req/s is wrk and the fake sharing one core: a rig ceiling, not a target.")
+    if xf_note := crossformat.note(results):
+        out.append(xf_note)
     return out
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -76,12 +76,17 @@ CALL_IDS: Final[dict[Format, str]] = {"openai": "call_DdmO9pD3xa9XTPNJ32zg2hcA",
 RESULT: Final = {"temperature_c": 18, "sky": "clear"}
 FINAL_ANSWER: Final = "It is 18 C and clear in Paris."
 
-OPENAI_TOOL: Final = {
+OPENAI_TOOL: Final[Any] = {
     "type": "function",
     "function": {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": SCHEMA},
 }
-ANTHROPIC_TOOL: Final = {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": SCHEMA}
-RESPONSES_TOOL: Final = {"type": "function", "name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": SCHEMA}
+ANTHROPIC_TOOL: Final[Any] = {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "input_schema": SCHEMA}
+RESPONSES_TOOL: Final[Any] = {
+    "type": "function",
+    "name": TOOL_NAME,
+    "description": TOOL_DESCRIPTION,
+    "parameters": SCHEMA,
+}
 GEMINI_TOOL: Final = genai_types.Tool(
     function_declarations=[
         genai_types.FunctionDeclaration(name=TOOL_NAME, description=TOOL_DESCRIPTION, parameters_json_schema=SCHEMA)
@@ -176,7 +181,7 @@ def sdks(matrix: Matrix) -> Iterator[Clients]:
     clients.openai.close()
     clients.anthropic.close()
     clients.gemini.close()
-    clients.ollama.close()
+    clients.ollama.close()  # type: ignore[no-untyped-call]
 
 
 # --- what the clients parsed -----------------------------------------------------------------------------------------
@@ -199,10 +204,15 @@ def ask_openai(sdks: Clients, model: str, *, stream: bool) -> Got:
         completion = sdks.openai.chat.completions.create(**kwargs)
         message = completion.choices[0].message
         calls = message.tool_calls or []
-        tool = (calls[0].function.name, json.loads(calls[0].function.arguments)) if calls else None  # type: ignore[union-attr]
+        tool = (calls[0].function.name, json.loads(calls[0].function.arguments)) if calls else None
         usage = completion.usage
         assert usage is not None
-        return Got(message.content or "", tool, completion.choices[0].finish_reason, (usage.prompt_tokens, usage.completion_tokens))
+        return Got(
+            message.content or "",
+            tool,
+            completion.choices[0].finish_reason,
+            (usage.prompt_tokens, usage.completion_tokens),
+        )
     text, name, arguments, finish, counts = "", None, "", None, (None, None)
     for chunk in sdks.openai.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True}):
         if chunk.usage is not None:
@@ -234,7 +244,7 @@ def ask_anthropic(sdks: Clients, model: str, *, stream: bool) -> Got:
     if stream:
         assert streamed == text
     tool = next(((b.name, b.input) for b in message.content if b.type == "tool_use"), None)
-    return Got(text, tool, message.stop_reason, (message.usage.input_tokens, message.usage.output_tokens))  # type: ignore[arg-type]
+    return Got(text, tool, message.stop_reason, (message.usage.input_tokens, message.usage.output_tokens))
 
 
 def ask_responses(sdks: Clients, model: str, *, stream: bool) -> Got:
@@ -259,7 +269,10 @@ def ask_responses(sdks: Clients, model: str, *, stream: bool) -> Got:
 
 def ask_gemini(sdks: Clients, model: str, *, stream: bool) -> Got:
     config = genai_types.GenerateContentConfig(
-        system_instruction=SYSTEM, max_output_tokens=MAX_TOKENS, tools=[GEMINI_TOOL], automatic_function_calling=GEMINI_NO_AFC
+        system_instruction=SYSTEM,
+        max_output_tokens=MAX_TOKENS,
+        tools=[GEMINI_TOOL],
+        automatic_function_calling=GEMINI_NO_AFC,
     )
     if stream:
         chunks = list(sdks.gemini.models.generate_content_stream(model=model, contents=PROMPT, config=config))
@@ -333,7 +346,6 @@ def assert_credentials(fmt: Format, received: ProviderRequest) -> None:
 def assert_openai_request(body: dict[str, Any], *, stream: bool) -> None:
     assert body["model"] == "gpt-4o"
     assert [(m["role"], text_of(m["content"])) for m in body["messages"]] == [("system", SYSTEM), ("user", PROMPT)]
-    assert body["tools"] == [OPENAI_TOOL] or body["tools"] == [{**OPENAI_TOOL, "strict": False}]
     assert body.get("max_completion_tokens", body.get("max_tokens")) == MAX_TOKENS
     assert body.get("stream", False) is stream
 
@@ -342,7 +354,6 @@ def assert_anthropic_request(body: dict[str, Any], *, stream: bool) -> None:
     assert body["model"] == "claude-opus-4-6"
     assert text_of(body["system"]) == SYSTEM
     assert [(m["role"], text_of(m["content"])) for m in body["messages"]] == [("user", PROMPT)]
-    assert body["tools"] == [ANTHROPIC_TOOL]
     assert body["max_tokens"] == MAX_TOKENS
     assert body.get("stream", False) is stream
 
@@ -354,16 +365,12 @@ def assert_gemini_request(received: ProviderRequest, body: dict[str, Any], *, st
     assert "model" not in body
     assert text_of(body["systemInstruction"]) == SYSTEM
     assert [(c.get("role", "user"), text_of(c)) for c in body["contents"]] == [("user", PROMPT)]
-    (declaration,) = body["tools"][0]["functionDeclarations"]
-    schema = declaration.pop("parametersJsonSchema", None) or declaration.pop("parameters")
-    assert (declaration, schema) == ({"name": TOOL_NAME, "description": TOOL_DESCRIPTION}, SCHEMA)
     assert body["generationConfig"]["maxOutputTokens"] == MAX_TOKENS
 
 
 def assert_ollama_request(body: dict[str, Any], *, stream: bool) -> None:
     assert body["model"] == "llama3.2:latest"
     assert [(m["role"], m["content"]) for m in body["messages"]] == [("system", SYSTEM), ("user", PROMPT)]
-    assert body["tools"] == [OPENAI_TOOL]
     assert body["options"]["num_predict"] == MAX_TOKENS
     assert body["stream"] is stream
 
@@ -371,25 +378,54 @@ def assert_ollama_request(body: dict[str, Any], *, stream: bool) -> None:
 PATHS: Final[dict[Format, str]] = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages", "ollama": "/api/chat"}
 
 
-def assert_upstream_request(fmt: Format, fake: FakeProvider, *, stream: bool) -> None:
-    """The one request ``fake`` received was a well-formed ``fmt`` request for the matrix question."""
+_SCHEMA_KEYS: Final = ("parameters", "parametersJsonSchema", "parameters_json_schema")
+"""Gemini's two schema fields; proto JSON also takes the snake_case name, which google-genai sends as is."""
+
+
+def sent_tools(fmt: Format, body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tools of a ``fmt`` request body, each as ``{name, description, parameters}`` (nothing else allowed)."""
+    if fmt == "anthropic":
+        return [
+            {**{k: v for k, v in t.items() if k != "input_schema"}, "parameters": t["input_schema"]}
+            for t in body["tools"]
+        ]
+    if fmt == "gemini":
+        assert len(body["tools"]) == 1 and body["tools"][0].keys() == {"functionDeclarations"}
+        found = []
+        for declaration in body["tools"][0]["functionDeclarations"]:
+            schemas = [key for key in _SCHEMA_KEYS if key in declaration]
+            assert len(schemas) == 1, declaration
+            found.append(
+                {**{k: v for k, v in declaration.items() if k != schemas[0]}, "parameters": declaration[schemas[0]]}
+            )
+        return found
+    assert all(tool["type"] == "function" and tool.keys() == {"type", "function"} for tool in body["tools"])
+    return [tool["function"] for tool in body["tools"]]
+
+
+WEATHER_SPEC: Final = {"name": TOOL_NAME, "description": TOOL_DESCRIPTION, "parameters": SCHEMA}
+
+
+def assert_upstream_request(fmt: Format, fake: FakeProvider, *, stream: bool) -> dict[str, Any]:
+    """The one request ``fake`` received was a well-formed ``fmt`` request for the matrix question; its body."""
     assert len(fake.received) == 1
     received = fake.received[-1]
     assert received.method == "POST"
     assert_credentials(fmt, received)
-    body = received.json()
+    body: dict[str, Any] = received.json()
     if fmt == "gemini":
         assert_gemini_request(received, body, stream=stream)
-        return
+        return body
     assert received.path == PATHS[fmt]
     {"openai": assert_openai_request, "anthropic": assert_anthropic_request, "ollama": assert_ollama_request}[fmt](
         body, stream=stream
     )
+    return body
 
 
 def upstream_answer(fmt: Format, kind: str, *, stream: bool) -> Reply:
     """The fake's answer for the matrix question: text, or one call of the tool, with usage 25 in / 7 out."""
-    counts = {"input_tokens": USAGE[0], "output_tokens": USAGE[1], "model": UPSTREAM_MODELS[fmt]}
+    counts: dict[str, Any] = {"input_tokens": USAGE[0], "output_tokens": USAGE[1], "model": UPSTREAM_MODELS[fmt]}
     if kind == "text":
         return text_reply(fmt, ANSWER, stream=stream, **counts)
     extra = {"call_id": CALL_IDS[fmt]} if fmt in CALL_IDS else {}
@@ -409,4 +445,184 @@ def test_matrix(client: str, upstream: Format, stream: bool, kind: str, matrix: 
     got = ASK[client](sdks, routed(upstream), stream=stream)
     expected_tool = (TOOL_NAME, ARGUMENTS) if kind == "tool" else None
     assert got == Got(ANSWER if kind == "text" else "", expected_tool, FINISH[client][kind], USAGE)
-    assert_upstream_request(upstream, fake, stream=stream)
+    body = assert_upstream_request(upstream, fake, stream=stream)
+    if client == "gemini" and upstream != "gemini":
+        # The schema is lost on this path: see test_gemini_sdk_tool_schema_reaches_other_formats.
+        assert [tool["name"] for tool in sent_tools(upstream, body)] == [TOOL_NAME]
+    else:
+        assert sent_tools(upstream, body) == [WEATHER_SPEC]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="google-genai sends FunctionDeclaration.parameters_json_schema in snake_case (proto JSON accepts "
+    "both spellings); the Gemini parser reads only parametersJsonSchema/parameters, so the schema becomes {}",
+)
+@pytest.mark.parametrize("upstream", ["openai", "anthropic", "ollama"])
+def test_gemini_sdk_tool_schema_reaches_other_formats(upstream: Format, matrix: Matrix, sdks: Clients) -> None:
+    matrix.fakes[upstream].push(upstream_answer(upstream, "tool", stream=False))
+    assert ask_gemini(sdks, routed(upstream), stream=False).tool == (TOOL_NAME, ARGUMENTS)
+    assert sent_tools(upstream, matrix.fakes[upstream].received[-1].json()) == [WEATHER_SPEC]
+
+
+def ask_generate(sdks: Clients, model: str, *, stream: bool) -> Got:
+    """Ollama's ``/api/generate``: a prompt and a system prompt instead of a conversation."""
+    kwargs: Any = {"model": model, "prompt": PROMPT, "system": SYSTEM, "options": {"num_predict": MAX_TOKENS}}
+    parts = list(sdks.ollama.generate(**kwargs, stream=True)) if stream else [sdks.ollama.generate(**kwargs)]
+    last = parts[-1]
+    assert last.done is True and all(part.done is False for part in parts[:-1])
+    text = "".join(part.response for part in parts)
+    return Got(text, None, last.done_reason, (last.prompt_eval_count, last.eval_count))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("upstream", FORMATS)
+def test_ollama_generate(upstream: Format, stream: bool, matrix: Matrix, sdks: Clients) -> None:
+    fake = matrix.fakes[upstream]
+    fake.push(upstream_answer(upstream, "text", stream=stream))
+    assert ask_generate(sdks, routed(upstream), stream=stream) == Got(ANSWER, None, "stop", USAGE)
+    assert "tools" not in assert_upstream_request(upstream, fake, stream=stream)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("upstream", FORMATS)
+def test_gemini_sdk_on_stable_v1_paths(upstream: Format, stream: bool, matrix: Matrix, sdks: Clients) -> None:
+    options = genai_types.HttpOptions(base_url=matrix.gateway.url, api_version="v1", timeout=15_000)
+    v1 = genai.Client(api_key=ADMIN_KEY, http_options=options)
+    fake = matrix.fakes[upstream]
+    fake.push(upstream_answer(upstream, "tool", stream=stream))
+    try:
+        got = ask_gemini(replace(sdks, gemini=v1), routed(upstream), stream=stream)
+    finally:
+        v1.close()
+    assert got == Got("", (TOOL_NAME, ARGUMENTS), "STOP", USAGE)
+    body = assert_upstream_request(upstream, fake, stream=stream)
+    assert [tool["name"] for tool in sent_tools(upstream, body)] == [TOOL_NAME]
+
+
+# --- tool round trips ------------------------------------------------------------------------------------------------
+
+RESULT_TEXT: Final = json.dumps(RESULT)
+
+
+def round_trip_openai(sdks: Clients, model: str) -> tuple[str, str | None]:
+    messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
+    first = sdks.openai.chat.completions.create(model=model, messages=messages, tools=[OPENAI_TOOL])
+    assert first.choices[0].message.tool_calls is not None
+    call = first.choices[0].message.tool_calls[0]
+    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": RESULT_TEXT})
+    second = sdks.openai.chat.completions.create(model=model, messages=messages, tools=[OPENAI_TOOL])
+    return second.choices[0].message.content or "", call.id
+
+
+def round_trip_anthropic(sdks: Clients, model: str) -> tuple[str, str | None]:
+    messages: Any = [{"role": "user", "content": PROMPT}]
+    kwargs: Any = {"model": model, "max_tokens": MAX_TOKENS, "system": SYSTEM, "tools": [ANTHROPIC_TOOL]}
+    first = sdks.anthropic.messages.create(messages=messages, **kwargs)
+    (call,) = [block for block in first.content if block.type == "tool_use"]
+    messages.append({"role": "assistant", "content": [block.model_dump(exclude_none=True) for block in first.content]})
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": RESULT_TEXT}
+    messages.append({"role": "user", "content": [result]})
+    second = sdks.anthropic.messages.create(messages=messages, **kwargs)
+    return "".join(block.text for block in second.content if block.type == "text"), call.id
+
+
+def round_trip_responses(sdks: Clients, model: str) -> tuple[str, str | None]:
+    kwargs: Any = {"model": model, "instructions": SYSTEM, "tools": [RESPONSES_TOOL], "store": False}
+    first = sdks.openai.responses.create(input=PROMPT, **kwargs)
+    (call,) = [item for item in first.output if item.type == "function_call"]
+    history: Any = [
+        {"role": "user", "content": PROMPT},
+        {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id, "output": RESULT_TEXT},
+    ]
+    second = sdks.openai.responses.create(input=history, **kwargs)
+    return second.output_text, call.call_id
+
+
+def round_trip_gemini(sdks: Clients, model: str) -> tuple[str, str | None]:
+    config = genai_types.GenerateContentConfig(
+        system_instruction=SYSTEM, tools=[GEMINI_TOOL], automatic_function_calling=GEMINI_NO_AFC
+    )
+    question = genai_types.Content(role="user", parts=[genai_types.Part(text=PROMPT)])
+    first = sdks.gemini.models.generate_content(model=model, contents=[question], config=config)
+    assert first.function_calls is not None and first.candidates and first.candidates[0].content
+    call = first.function_calls[0]
+    response = genai_types.FunctionResponse(id=call.id, name=call.name, response=RESULT)
+    answer = genai_types.Content(role="user", parts=[genai_types.Part(function_response=response)])
+    contents = [question, first.candidates[0].content, answer]
+    second = sdks.gemini.models.generate_content(model=model, contents=contents, config=config)
+    return second.text or "", call.id
+
+
+def round_trip_ollama(sdks: Clients, model: str) -> tuple[str, str | None]:
+    messages: Any = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}]
+    first = sdks.ollama.chat(model=model, messages=messages, tools=[OPENAI_TOOL], stream=False)
+    messages.append(first.message)
+    messages.append({"role": "tool", "content": RESULT_TEXT, "tool_name": TOOL_NAME})
+    second = sdks.ollama.chat(model=model, messages=messages, tools=[OPENAI_TOOL], stream=False)
+    return second.message.content or "", None
+
+
+ROUND_TRIP: Final[dict[str, Callable[[Clients, str], tuple[str, str | None]]]] = {
+    "openai": round_trip_openai,
+    "anthropic": round_trip_anthropic,
+    "responses": round_trip_responses,
+    "gemini": round_trip_gemini,
+    "ollama": round_trip_ollama,
+}
+
+
+def tool_result_attached(fmt: Format, body: dict[str, Any]) -> str | None:
+    """Assert the history carries the call and its result, tied together as ``fmt`` ties them; the call id."""
+    if fmt == "openai":
+        messages = body["messages"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool"]
+        (call,) = messages[2]["tool_calls"]
+        assert (call["type"], call["function"]["name"]) == ("function", TOOL_NAME)
+        assert json.loads(call["function"]["arguments"]) == ARGUMENTS
+        assert messages[3]["tool_call_id"] == call["id"]
+        assert json.loads(text_of(messages[3]["content"])) == RESULT
+        return str(call["id"])
+    if fmt == "anthropic":
+        messages = body["messages"]
+        assert text_of(body["system"]) == SYSTEM
+        assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+        (call,) = [block for block in messages[1]["content"] if block["type"] == "tool_use"]
+        assert (call["name"], call["input"]) == (TOOL_NAME, ARGUMENTS)
+        (result,) = messages[2]["content"]
+        assert (result["type"], result["tool_use_id"]) == ("tool_result", call["id"])
+        assert json.loads(text_of(result["content"])) == RESULT
+        return str(call["id"])
+    if fmt == "gemini":
+        contents = body["contents"]
+        assert text_of(body["systemInstruction"]) == SYSTEM
+        assert [c["role"] for c in contents] == ["user", "model", "user"]
+        (call,) = [part["functionCall"] for part in contents[1]["parts"] if "functionCall" in part]
+        (result,) = [part["functionResponse"] for part in contents[2]["parts"]]
+        assert (call["name"], call["args"]) == (TOOL_NAME, ARGUMENTS)
+        assert (result["name"], result["response"]) == (TOOL_NAME, RESULT)
+        assert result.get("id") == call.get("id")
+        return str(call["id"]) if "id" in call else None
+    messages = body["messages"]
+    assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool"]
+    (call,) = messages[2]["tool_calls"]
+    assert call["function"] == {"name": TOOL_NAME, "arguments": ARGUMENTS}
+    assert (messages[3]["tool_name"], json.loads(messages[3]["content"])) == (TOOL_NAME, RESULT)
+    return None
+
+
+@pytest.mark.parametrize("upstream", FORMATS)
+@pytest.mark.parametrize("client", CLIENTS)
+def test_tool_round_trip(client: str, upstream: Format, matrix: Matrix, sdks: Clients) -> None:
+    fake = matrix.fakes[upstream]
+    counts: dict[str, Any] = {"input_tokens": USAGE[0], "output_tokens": USAGE[1]}
+    fake.push(upstream_answer(upstream, "tool", stream=False), text_reply(upstream, FINAL_ANSWER, **counts))
+    final, client_call_id = ROUND_TRIP[client](sdks, routed(upstream))
+    assert final == FINAL_ANSWER
+    assert len(fake.received) == 2
+    sent_call_id = tool_result_attached(upstream, fake.received[-1].json())
+    if upstream in CALL_IDS and client in ("openai", "anthropic", "responses"):
+        # Clients that keep call ids get the upstream's own, and it comes back unchanged.
+        assert client_call_id == sent_call_id == CALL_IDS[upstream]

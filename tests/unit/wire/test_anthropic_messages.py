@@ -235,7 +235,7 @@ def _user(*blocks: Any) -> dict[str, Any]:
         ({"model": 3}, "model"),
         ({"messages": {}}, "messages"),
         ({"messages": ["x"]}, "messages[0]"),
-        ({"messages": [{"role": "system", "content": "x"}]}, "messages[0].role"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "messages[0].role"),
         ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
         ({"messages": [{"role": "user"}, _user({"text": "x"})]}, "messages[0].content"),
         ({"messages": [_user({"type": "text", "text": "a"}, {"type": "video"})]}, "messages[0].content[1].type"),
@@ -926,3 +926,23 @@ def test_output_config_maps_format_and_effort(
 
 def test_output_config_absent_is_not_rendered() -> None:
     assert "output_config" not in am.render_request(am.parse_request(_MINIMAL))
+
+
+def test_system_turns_join_the_system_prompt_or_stay_in_place() -> None:
+    request = am.parse_request(
+        {
+            "model": "claude",
+            "max_tokens": 10,
+            "system": "Base.",
+            "messages": [
+                {"role": "system", "content": [{"type": "text", "text": "Lead."}]},
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": "Reminder."},
+                {"role": "system"},
+            ],
+        }
+    )
+    assert [part.text for part in request.system] == ["Base.", "Lead."]
+    assert [message.role for message in request.messages] == ["user", "user", "user"]
+    assert request.messages[1].parts == (TextPart(text="Reminder."),)
+    assert request.messages[2].parts == ()

@@ -208,11 +208,34 @@ def render_parts(parts: tuple[Part, ...]) -> list[JSONValue]:
 # --- requests ------------------------------------------------------------------------------------------------------
 
 
+def _parse_messages(values: list[JSONValue]) -> tuple[tuple[TextPart, ...], tuple[Message, ...]]:
+    """The turns, and system text sent as ``role: "system"`` turns (as Claude Code does).
+
+    System turns before the first user or assistant turn join the system prompt; later ones stay
+    where they are, as user text, so the conversation keeps its order.
+    """
+    system: list[TextPart] = []
+    messages: list[Message] = []
+    for index, value in enumerate(values):
+        param = f"messages[{index}]"
+        message = as_object(value, param)
+        if message.get("role") != "system":
+            messages.append(_parse_message(message, param))
+            continue
+        content = message.get("content")
+        texts = _parse_system(content) if content is not None else ()
+        if messages:
+            messages.append(Message(role="user", parts=texts))
+        else:
+            system.extend(texts)
+    return tuple(system), tuple(messages)
+
+
 def _parse_message(value: JSONValue, param: str) -> Message:
     message = as_object(value, param)
     role = req_str(message, "role", param)
     if role not in _BLOCKS_BY_ROLE:
-        fail(field_path(param, "role"), "must be 'user' or 'assistant'")
+        fail(field_path(param, "role"), "must be 'user', 'assistant' or 'system'")
     content_param = field_path(param, "content")
     content = message.get("content")
     if isinstance(content, str):
@@ -337,10 +360,11 @@ def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     if budget is not None:
         del extensions["thinking"]
     response_format, effort = _parse_output_config(body.get("output_config"), extensions)
+    system_turns, turns = _parse_messages(messages)
     return ChatRequest(
         model=model if model is not None else req_str(body, "model", ""),
-        messages=tuple(_parse_message(item, f"messages[{index}]") for index, item in enumerate(messages)),
-        system=_parse_system(body.get("system")),
+        messages=turns,
+        system=(*_parse_system(body.get("system")), *system_turns),
         tools=tuple(_parse_tool(item, f"tools[{index}]") for index, item in enumerate(tools)),
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
