@@ -346,7 +346,7 @@ def assert_credentials(fmt: Format, received: ProviderRequest) -> None:
 def assert_openai_request(body: dict[str, Any], *, stream: bool) -> None:
     assert body["model"] == "gpt-4o"
     assert [(m["role"], text_of(m["content"])) for m in body["messages"]] == [("system", SYSTEM), ("user", PROMPT)]
-    assert body.get("max_completion_tokens", body.get("max_tokens")) == MAX_TOKENS
+    assert (body["max_completion_tokens"], "max_tokens" in body) == (MAX_TOKENS, False)
     assert body.get("stream", False) is stream
 
 
@@ -364,7 +364,7 @@ def assert_gemini_request(received: ProviderRequest, body: dict[str, Any], *, st
     assert received.query == ({"alt": "sse"} if stream else {})
     assert "model" not in body
     assert text_of(body["systemInstruction"]) == SYSTEM
-    assert [(c.get("role", "user"), text_of(c)) for c in body["contents"]] == [("user", PROMPT)]
+    assert [(c["role"], text_of(c)) for c in body["contents"]] == [("user", PROMPT)]
     assert body["generationConfig"]["maxOutputTokens"] == MAX_TOKENS
 
 
@@ -471,7 +471,7 @@ def ask_generate(sdks: Clients, model: str, *, stream: bool) -> Got:
     parts = list(sdks.ollama.generate(**kwargs, stream=True)) if stream else [sdks.ollama.generate(**kwargs)]
     last = parts[-1]
     assert last.done is True and all(part.done is False for part in parts[:-1])
-    text = "".join(part.response for part in parts)
+    text = "".join(part.response or "" for part in parts)
     return Got(text, None, last.done_reason, (last.prompt_eval_count, last.eval_count))
 
 

@@ -39,6 +39,7 @@ from tests.integration.test_format_matrix import (
     Matrix,
     matrix_routing,
     routed,
+    text_of,
 )
 
 # The shared session gateway, its clients, and the per-test reset of the fakes.
@@ -54,10 +55,11 @@ AUTH: Final[dict[str, dict[str, str]]] = {
     "ollama": {"Authorization": f"Bearer {ADMIN_KEY}"},
 }
 """Each client API's own way of presenting the gateway key."""
+USER_TURN: Final = [{"role": "user", "content": PROMPT}]
 
 
 @pytest.fixture
-def raw(matrix: Matrix) -> Iterator[httpx.Client]:
+def plain_http(matrix: Matrix) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=matrix.gateway.url, timeout=15) as http:
         yield http
 
@@ -113,12 +115,24 @@ def test_anthropic_thinking_stream_keeps_block_and_signature(matrix: Matrix, sdk
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 1024}
 
 
-def test_anthropic_thinking_history_is_not_forwarded_to_openai(matrix: Matrix, sdks: Clients) -> None:
-    fake = matrix.fakes["openai"]
-    fake.push(text_reply("openai", "6.", input_tokens=40, output_tokens=2))
+def sent_turns(fmt: Format, body: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(role, text)`` of each turn of a ``fmt`` request body, in the format's own role names."""
+    if fmt == "gemini":
+        return [(content["role"], text_of(content)) for content in body["contents"]]
+    return [(message["role"], text_of(message["content"])) for message in body["messages"]]
+
+
+@pytest.mark.parametrize(
+    ("upstream", "assistant"), [("openai", "assistant"), ("gemini", "model"), ("ollama", "assistant")]
+)
+def test_anthropic_thinking_history_is_dropped_not_forged(
+    upstream: Format, assistant: str, matrix: Matrix, sdks: Clients
+) -> None:
+    fake = matrix.fakes[upstream]
+    fake.push(text_reply(upstream, "6.", input_tokens=40, output_tokens=2))
     thinking: Any = {"type": "thinking", "thinking": "Euclid: 1071 = 2 x 462 + 147 ...", "signature": HISTORY_SIGNATURE}
     raw = sdks.anthropic.messages.with_raw_response.create(
-        model=routed("openai"),
+        model=routed(upstream),
         max_tokens=256,
         messages=[
             {"role": "user", "content": "GCD of 1071 and 462?"},
@@ -130,14 +144,15 @@ def test_anthropic_thinking_history_is_not_forwarded_to_openai(matrix: Matrix, s
     assert message.content[0].type == "text" and message.content[0].text == "6."
     assert (message.usage.input_tokens, message.usage.output_tokens) == (40, 2)
     received = fake.received[-1]
-    assert received.json()["messages"] == [
-        {"role": "user", "content": "GCD of 1071 and 462?"},
-        {"role": "assistant", "content": "21."},
-        {"role": "user", "content": "And of 12 and 18?"},
+    assert sent_turns(upstream, received.json()) == [
+        ("user", "GCD of 1071 and 462?"),
+        (assistant, "21."),
+        ("user", "And of 12 and 18?"),
     ]
     assert HISTORY_SIGNATURE.encode() not in received.body and b"Euclid" not in received.body
+    assert b"thought" not in received.body and b"thinking" not in received.body
     row = wait_for_log_row(matrix.gateway.database, raw.headers["x-request-id"])
-    assert (row["client_format"], row["upstream_format"], row["dropped_fields"]) == ("anthropic", "openai", "reasoning")
+    assert (row["client_format"], row["upstream_format"], row["dropped_fields"]) == ("anthropic", upstream, "reasoning")
 
 
 # --- same-format relay -----------------------------------------------------------------------------------------------
@@ -157,7 +172,8 @@ def test_anthropic_relay_forwards_body_and_answer_bytes_unchanged(matrix: Matrix
             metadata={"user_id": "u1"},
             extra_body={"service_tier": "auto", "x_trace": {"span": "abc", "sampled": [1, 0]}},
         )
-    assert raw.http_response.content == golden_bytes("anthropic", "response_text.json")
+    golden = golden_bytes("anthropic", "response_text.json")
+    assert raw.http_response.content == golden
     client_body = json.loads(sent[-1])
     received = fake.received[-1].json()
     assert received == {**client_body, "model": "claude-opus-4-6"}
@@ -165,13 +181,11 @@ def test_anthropic_relay_forwards_body_and_answer_bytes_unchanged(matrix: Matrix
     assert (received["service_tier"], received["x_trace"]) == ("auto", {"span": "abc", "sampled": [1, 0]})
     row = wait_for_log_row(matrix.gateway.database, raw.headers["x-request-id"])
     assert (row["client_format"], row["upstream_format"], row["dropped_fields"]) == ("anthropic", "anthropic", None)
-    assert (row["prompt_tokens"], row["completion_tokens"]) == (
-        json.loads(golden_bytes("anthropic", "response_text.json"))["usage"]["input_tokens"],
-        json.loads(golden_bytes("anthropic", "response_text.json"))["usage"]["output_tokens"],
-    )
+    usage = json.loads(golden)["usage"]
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (usage["input_tokens"], usage["output_tokens"])
 
 
-def test_anthropic_relay_stream_bytes_unchanged(matrix: Matrix, raw: httpx.Client) -> None:
+def test_anthropic_relay_stream_bytes_unchanged(matrix: Matrix, plain_http: httpx.Client) -> None:
     fake = matrix.fakes["anthropic"]
     fake.push(golden_reply("anthropic", "stream_tool_use.sse"))
     body = {
@@ -182,7 +196,7 @@ def test_anthropic_relay_stream_bytes_unchanged(matrix: Matrix, raw: httpx.Clien
         "metadata": {"user_id": "u1"},
         "service_tier": "auto",
     }
-    with raw.stream("POST", "/v1/messages", headers=AUTH["anthropic"], json=body) as answer:
+    with plain_http.stream("POST", "/v1/messages", headers=AUTH["anthropic"], json=body) as answer:
         data = b"".join(answer.iter_raw())
     assert answer.status_code == 200
     assert data == golden_bytes("anthropic", "stream_tool_use.sse")
@@ -205,6 +219,8 @@ def midstream_openai(sdks: Clients, url: str, model: str) -> tuple[str, dict[str
             model=model, messages=[{"role": "user", "content": PROMPT}], stream=True
         ):
             text += "".join(choice.delta.content or "" for choice in chunk.choices)
+    # In-band: a plain APIError from a `data: {"error": ...}` event, not a status error from an HTTP answer.
+    assert not isinstance(caught.value, openai.APIStatusError), caught.value
     assert isinstance(caught.value.body, dict)
     return text, caught.value.body
 
@@ -217,6 +233,7 @@ def midstream_anthropic(sdks: Clients, url: str, model: str) -> tuple[str, dict[
         with sdks.anthropic.messages.stream(model=model, max_tokens=64, messages=messages) as stream:
             for piece in stream.text_stream:
                 text += piece
+    assert caught.value.status_code == 200  # an `event: error` inside the stream, not an HTTP error answer
     assert isinstance(caught.value.body, dict)
     return text, caught.value.body
 
@@ -234,8 +251,8 @@ def midstream_responses(sdks: Clients, url: str, model: str) -> tuple[str, dict[
 def midstream_gemini(sdks: Clients, url: str, model: str) -> tuple[str, dict[str, Any]]:
     del sdks
     body = {"contents": [{"role": "user", "parts": [{"text": PROMPT}]}]}
-    url = f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
-    with httpx.stream("POST", url, headers=AUTH["gemini"], json=body, timeout=15) as answer:
+    endpoint = f"{url}/v1beta/models/{model}:streamGenerateContent?alt=sse"
+    with httpx.stream("POST", endpoint, headers=AUTH["gemini"], json=body, timeout=15) as answer:
         assert answer.status_code == 200
         assert answer.headers["content-type"].startswith("text/event-stream")
         events = [json.loads(line[5:]) for line in answer.iter_lines() if line.startswith("data:")]
@@ -292,6 +309,27 @@ def test_midstream_disconnect_is_an_in_band_error(client: str, upstream: Format,
     text, error = MIDSTREAM[client](sdks, matrix.gateway.url, routed(upstream))
     assert text == FIRST_PIECE
     assert error == client_error(client, f"{upstream}-fake sent a truncated answer", "upstream_unreachable")
+
+
+def test_midstream_failure_is_logged(matrix: Matrix, plain_http: httpx.Client) -> None:
+    reply = text_reply("gemini", ANSWER, stream=True, input_tokens=25, output_tokens=7)
+    reply.cut_after = CUT_AFTER["gemini"]
+    matrix.fakes["gemini"].push(reply)
+    body = {"model": routed("gemini"), "max_tokens": 64, "stream": True, "messages": USER_TURN}
+    answer = plain_http.post("/v1/messages", headers=AUTH["anthropic"], json=body)
+    assert answer.status_code == 200
+    assert answer.text.endswith(
+        'event: error\ndata: {"type":"error","error":{"type":"api_error",'
+        '"message":"gemini-fake sent a truncated answer"}}\n\n'
+    )
+    row = wait_for_log_row(matrix.gateway.database, answer.headers["x-request-id"])
+    assert {key: row[key] for key in ("client_format", "upstream_format", "status", "error_code", "is_stream")} == {
+        "client_format": "anthropic",
+        "upstream_format": "gemini",
+        "status": 502,
+        "error_code": "upstream_unreachable",
+        "is_stream": 1,
+    }
 
 
 OPENAI_STREAM_ERROR: Final = {
@@ -363,7 +401,6 @@ def test_text_before_in_band_error_in_the_same_read_is_kept(
 
 # --- the request log and strict mode ---------------------------------------------------------------------------------
 
-USER_TURN: Final = [{"role": "user", "content": PROMPT}]
 DROPPING: Final[dict[str, tuple[str, Format, dict[str, Any], str]]] = {
     "openai": (
         "/v1/chat/completions",
@@ -400,11 +437,11 @@ DROPPING: Final[dict[str, tuple[str, Format, dict[str, Any], str]]] = {
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_log_row_records_formats_and_dropped_fields(client: str, matrix: Matrix, raw: httpx.Client) -> None:
+def test_log_row_records_formats_and_dropped_fields(client: str, matrix: Matrix, plain_http: httpx.Client) -> None:
     path, upstream, body, dropped = DROPPING[client]
     fake = matrix.fakes[upstream]
     fake.push(text_reply(upstream, ANSWER, input_tokens=25, output_tokens=7))
-    answer = raw.post(path, headers=AUTH[client], json=body)
+    answer = plain_http.post(path, headers=AUTH[client], json=body)
     assert answer.status_code == 200
     assert ANSWER in answer.text
     sent = fake.received[-1].body
@@ -438,9 +475,9 @@ def strict_error(client: str, message: str, param: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("client", CLIENTS)
-def test_strict_mode_refuses_in_the_client_format(client: str, matrix: Matrix, raw: httpx.Client) -> None:
+def test_strict_mode_refuses_in_the_client_format(client: str, matrix: Matrix, plain_http: httpx.Client) -> None:
     path, upstream, body, dropped = DROPPING[client]
-    answer = raw.post(path, headers={**AUTH[client], "X-Polyroute-Strict": "true"}, json=body)
+    answer = plain_http.post(path, headers={**AUTH[client], "X-Polyroute-Strict": "true"}, json=body)
     assert answer.status_code == 400
     message = f"the {upstream} format of {upstream}-fake cannot carry: {dropped}"
     assert answer.json() == strict_error(client, message, dropped)

@@ -27,6 +27,7 @@ from polyroute.api.services import Services
 from polyroute.core.accumulate import Accumulator
 from polyroute.core.events import MessageStart, StreamEvent
 from polyroute.core.messages import ChatRequest, ChatResponse
+from polyroute.core.signatures import seal_event, seal_response, unseal_request
 from polyroute.errors import (
     GatewayError,
     InvalidRequestError,
@@ -143,7 +144,7 @@ class Pipeline:
         """
         target = exchange.deployment.target.wire_format
         upstream = TRANSLATORS[target]
-        request = exchange.request
+        request = unseal_request(exchange.request)
         dropped = cap.dropped_fields(
             request, source=exchange.client.FORMAT, target=target, capabilities=upstream.CAPABILITIES
         )
@@ -185,6 +186,8 @@ class Pipeline:
         deployment = exchange.deployment
         reply = await self.services.upstream.post(deployment.target, path, body)
         response = _parse_answer(upstream, load_answer(reply.body, deployment), deployment)
+        if upstream.FORMAT is not exchange.client.FORMAT:
+            response = seal_response(response)
         if exchange.response_id is not None:
             response = replace(response, id=exchange.response_id)
         exchange.outcome.set_usage(response.usage)
@@ -226,6 +229,7 @@ class _Pump:
 
     __slots__ = (
         "accumulator",
+        "cross_format",
         "ended",
         "error",
         "exchange",
@@ -248,6 +252,7 @@ class _Pump:
         self.renderer = renderer
         self.headers = headers
         self.accumulator = Accumulator(source_format=exchange.deployment.target.wire_format.value)
+        self.cross_format = exchange.deployment.target.wire_format is not exchange.client.FORMAT
         self.error: GatewayError | None = None
         self.started = False
         """Whether the response has begun (its status is then sent, and errors go in-band)."""
@@ -286,6 +291,8 @@ class _Pump:
                     event = replace(event, id=response_id)
             elif event.kind == "message_end":
                 self.ended = True
+            elif self.cross_format and event.kind == "part_start":
+                event = seal_event(event)
             try:
                 self.accumulator.feed(event)
             except ValueError as exc:
