@@ -446,18 +446,9 @@ def test_matrix(client: str, upstream: Format, stream: bool, kind: str, matrix: 
     expected_tool = (TOOL_NAME, ARGUMENTS) if kind == "tool" else None
     assert got == Got(ANSWER if kind == "text" else "", expected_tool, FINISH[client][kind], USAGE)
     body = assert_upstream_request(upstream, fake, stream=stream)
-    if client == "gemini" and upstream != "gemini":
-        # The schema is lost on this path: see test_gemini_sdk_tool_schema_reaches_other_formats.
-        assert [tool["name"] for tool in sent_tools(upstream, body)] == [TOOL_NAME]
-    else:
-        assert sent_tools(upstream, body) == [WEATHER_SPEC]
+    assert sent_tools(upstream, body) == [WEATHER_SPEC]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="google-genai sends FunctionDeclaration.parameters_json_schema in snake_case (proto JSON accepts "
-    "both spellings); the Gemini parser reads only parametersJsonSchema/parameters, so the schema becomes {}",
-)
 @pytest.mark.parametrize("upstream", ["openai", "anthropic", "ollama"])
 def test_gemini_sdk_tool_schema_reaches_other_formats(upstream: Format, matrix: Matrix, sdks: Clients) -> None:
     matrix.fakes[upstream].push(upstream_answer(upstream, "tool", stream=False))

@@ -380,12 +380,6 @@ def test_upstream_in_band_error_reaches_client_in_its_format(
         assert error == client_error(client, UPSTREAM_ERROR_MESSAGES[upstream], "upstream_error")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SSEStreamParser.feed/NDJSONStreamParser.feed (wire/framing.py) drop the events they already decoded "
-    "from a read when the format parser raises on an in-band error later in the same read: the text never "
-    "reaches the client, and when nothing was sent yet the stream becomes a plain HTTP 502",
-)
 @pytest.mark.parametrize(
     ("client", "upstream"), [("openai", "anthropic"), ("openai", "ollama"), ("anthropic", "openai")]
 )

@@ -274,11 +274,21 @@ class _Pump:
         except (GatewayError, ValueError) as exc:
             # Anything but an upstream error here means the upstream's bytes could not be read.
             error = exc if isinstance(exc, UpstreamError) else _protocol_error(provider, exc)
+            await self._salvage()
             if not self.started:
                 raise error from None
             self.error = error
             await self._send(self.renderer.error(error))
         await self.exchange.send(_END)
+
+    async def _salvage(self) -> None:
+        """Deliver what the upstream said before it failed within the same read."""
+        partial, self.parser.pending = self.parser.pending, []
+        if partial:
+            try:
+                await self._emit(partial, [])
+            except UpstreamProtocolError:
+                pass  # the partial events themselves are malformed: the error that follows says enough
 
     async def _emit(self, events: list[StreamEvent], tail: list[bytes]) -> None:
         frames: list[bytes] = []

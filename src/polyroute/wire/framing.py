@@ -27,11 +27,13 @@ class EventParser(Protocol[_Item]):
 class SSEStreamParser:
     """Bytes → SSE events → canonical events."""
 
-    __slots__ = ("_decoder", "_parser")
+    __slots__ = ("_decoder", "_parser", "pending")
 
     def __init__(self, parser: EventParser[SSEEvent]) -> None:
         self._decoder = SSEDecoder()
         self._parser = parser
+        self.pending: list[StreamEvent] = []
+        """After ``feed`` raised: the events of that chunk that came before the failure."""
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Consume a chunk of the upstream's bytes; the canonical events it completed.
@@ -41,8 +43,12 @@ class SSEStreamParser:
             UpstreamError: the format's parser met an in-band error or a malformed event.
         """
         out: list[StreamEvent] = []
-        for event in self._decoder.feed(chunk):
-            out.extend(self._parser.feed(event))
+        try:
+            for event in self._decoder.feed(chunk):
+                out.extend(self._parser.feed(event))
+        except BaseException:
+            self.pending = out
+            raise
         return out
 
     def finish(self) -> list[StreamEvent]:
@@ -54,11 +60,13 @@ class SSEStreamParser:
 class NDJSONStreamParser:
     """Bytes → JSON lines → canonical events."""
 
-    __slots__ = ("_decoder", "_parser")
+    __slots__ = ("_decoder", "_parser", "pending")
 
     def __init__(self, parser: EventParser[JSONValue]) -> None:
         self._decoder = NDJSONDecoder()
         self._parser = parser
+        self.pending: list[StreamEvent] = []
+        """After ``feed`` raised: the events of that chunk that came before the failure."""
 
     def feed(self, chunk: bytes) -> list[StreamEvent]:
         """Consume a chunk of the upstream's bytes; the canonical events it completed.
@@ -68,8 +76,12 @@ class NDJSONStreamParser:
             UpstreamError: the format's parser met an in-band error or a malformed value.
         """
         out: list[StreamEvent] = []
-        for value in self._decoder.feed(chunk):
-            out.extend(self._parser.feed(value))
+        try:
+            for value in self._decoder.feed(chunk):
+                out.extend(self._parser.feed(value))
+        except BaseException:
+            self.pending = out
+            raise
         return out
 
     def finish(self) -> list[StreamEvent]:

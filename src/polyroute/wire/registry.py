@@ -23,7 +23,13 @@ from polyroute.wire import WireFormat, anthropic_messages, gemini, ollama, opena
 
 
 class StreamChunkParser(Protocol):
-    """Upstream bytes → canonical events (sans-IO)."""
+    """Upstream bytes → canonical events (sans-IO).
+
+    When ``feed`` raises (an in-band error event, malformed data), ``pending`` holds the events of
+    that chunk that came before the failure, so nothing the upstream said first is lost.
+    """
+
+    pending: list[StreamEvent]
 
     def feed(self, chunk: bytes) -> list[StreamEvent]: ...
 

@@ -849,3 +849,17 @@ def test_render_error_unmapped_status_is_unknown() -> None:
 def test_render_error_invalid_request_is_invalid_argument() -> None:
     status, body = gemini.render_error(InvalidRequestError("bad", param="contents"))
     assert (status, body["error"]["status"]) == (400, "INVALID_ARGUMENT")  # type: ignore[index,call-overload]
+
+
+def test_snake_case_fields_are_read_and_schemas_left_alone() -> None:
+    schema = {"type": "object", "properties": {"city_name": {"type": "string"}}, "required": ["city_name"]}
+    body = {
+        "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+        "system_instruction": {"parts": [{"text": "Be brief."}]},
+        "generation_config": {"max_output_tokens": 12, "top_k": 3},
+        "tools": [{"function_declarations": [{"name": "lookup", "parameters_json_schema": schema}]}],
+    }
+    request = gemini.parse_request(body, model="m")
+    assert request.system[0].text == "Be brief."
+    assert (request.max_output_tokens, request.top_k) == (12, 3)
+    assert request.tools[0].parameters == schema

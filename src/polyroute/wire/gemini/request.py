@@ -58,6 +58,35 @@ _TEXT_MIME = "text/plain"
 _DATA_FIELDS = ("text", "inlineData", "fileData", "functionCall", "functionResponse")
 
 
+_OPAQUE_KEYS = frozenset(
+    {"args", "response", "parameters", "parametersJsonSchema", "responseSchema", "responseJsonSchema"}
+    | {"parameters_json_schema", "response_schema", "response_json_schema", "labels", "metadata"}
+)
+"""Keys whose values are the caller's own data (JSON Schemas, call arguments): never renamed."""
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
+
+
+def camel_case_keys(value: JSONValue) -> JSONValue:
+    """The request with snake_case field names written as camelCase, as Gemini's JSON mapping allows both.
+
+    Clients such as google-genai send some fields snake_case (``parameters_json_schema``); the values
+    of the keys in ``_OPAQUE_KEYS`` are left exactly as sent.
+    """
+    if isinstance(value, list):
+        return [camel_case_keys(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    out: JSONObject = {}
+    for key, item in value.items():
+        name = _camel(key) if "_" in key else key
+        out[name] = item if key in _OPAQUE_KEYS else camel_case_keys(item)
+    return out
+
+
 def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     """Gemini request body -> canonical request; ``model`` comes from the URL path and is required.
 
@@ -68,6 +97,7 @@ def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     """
     if not model:
         raise InvalidRequestError("the model is named in the URL path: /v1beta/models/{model}:generateContent")
+    body = cast(JSONObject, camel_case_keys(body))
     try:
         request = REQUEST_ADAPTER.validate_python(body)
     except ValidationError as exc:
