@@ -7,6 +7,9 @@ Requests are always translated (never relayed), so the gateway itself keeps the 
 a stored turn holds the full input it was answered from and the response sent, and
 ``previous_response_id`` prepends both (the earlier input, then the earlier output items) to the new
 input. ``store: false`` keeps nothing. Responses are visible only to the key that created them.
+
+Tool calls are answered in the shapes the request declared its tools in (namespace members, custom tools:
+``wire/openai_responses/tools.py``), in the answer sent and in the stored response alike.
 """
 
 from __future__ import annotations
@@ -25,8 +28,10 @@ from polyroute.api.pipeline import Exchange, Pipeline
 from polyroute.core.messages import ChatRequest, ChatResponse
 from polyroute.errors import InvalidRequestError, NotFoundError
 from polyroute.storage.base import ResponseStore, StoredResponse
-from polyroute.types import JSONValue
-from polyroute.wire import WireFormat
+from polyroute.types import JSONObject, JSONValue
+from polyroute.wire import WireFormat, openai_responses
+from polyroute.wire.openai_responses import StreamRenderer, ToolShapes, tool_shapes
+from polyroute.wire.registry import TranslatorVariant
 
 _GATEWAY_FIELDS = ("previous_response_id", "store")
 
@@ -48,6 +53,20 @@ def _as_items(value: JSONValue) -> list[JSONValue]:
     if isinstance(value, list):
         return value
     raise InvalidRequestError("'input' must be a string or an array of input items", param="input")
+
+
+class _ShapedClient(TranslatorVariant):
+    """The Responses translator, answering tool calls in the shapes one request declared its tools in."""
+
+    def __init__(self, shapes: ToolShapes) -> None:
+        super().__init__(openai_responses)
+        self.shapes = shapes
+
+    def render_response(self, response: ChatResponse, *, now_s: int) -> JSONObject:
+        return openai_responses.render_response(response, now_s=now_s, tool_shapes=self.shapes)
+
+    def stream_renderer(self, *, now_s: int) -> StreamRenderer:
+        return openai_responses.stream_renderer(now_s=now_s, tool_shapes=self.shapes)
 
 
 class ResponsesEndpoint(InferenceEndpoint):
@@ -80,6 +99,9 @@ class ResponsesEndpoint(InferenceEndpoint):
 
     async def serve(self, exchange: Exchange, payload: dict[str, Any]) -> None:
         exchange.response_id = new_response_id()
+        shapes = tool_shapes(payload)
+        if shapes:
+            exchange.client = _ShapedClient(shapes)
         if not payload.get("store", True):
             await self.pipeline.serve(exchange)
             return

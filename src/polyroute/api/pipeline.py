@@ -13,6 +13,8 @@ ordinary error answer; after that, failures are delivered in-band in the client'
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,6 +44,8 @@ from polyroute.upstream.client import UpstreamStream, status_error
 from polyroute.wire import WireFormat
 from polyroute.wire import capabilities as cap
 from polyroute.wire.registry import TRANSLATORS, StreamChunkParser, StreamRenderer, Translator
+
+logger = logging.getLogger(__name__)
 
 SSE_HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
@@ -193,9 +197,10 @@ class Pipeline:
         exchange.outcome.set_usage(response.usage)
         exchange.outcome.upstream_model = response.model or None
         rendered = exchange.client.render_response(response, now_s=int(time.time()))
-        await send_bytes(exchange.send, 200, orjson.dumps(rendered), self.headers(deployment, JSON_HEADERS))
         if on_result is not None:
+            # Before the answer is sent: a client may follow up (previous_response_id) the moment it arrives.
             await on_result(exchange, response)
+        await send_bytes(exchange.send, 200, orjson.dumps(rendered), self.headers(deployment, JSON_HEADERS))
 
     async def _stream(
         self, exchange: Exchange, upstream: Translator, path: str, body: bytes, on_result: ResultHook | None
@@ -208,6 +213,7 @@ class Pipeline:
                 upstream.stream_parser(provider=deployment.provider),
                 exchange.client.stream_renderer(now_s=int(time.time())),
                 self.headers(deployment, stream_headers(exchange.client.FORMAT)),
+                on_result,
             )
             with DisconnectWatch(exchange.receive) as watch:
                 await pump.run(source)
@@ -220,8 +226,6 @@ class Pipeline:
             outcome.upstream_model = response.model or None
         if pump.error is not None:
             outcome.fail(pump.error.status_code, pump.error.code)
-        elif on_result is not None and response is not None:
-            await on_result(exchange, response)
 
 
 class _Pump:
@@ -234,6 +238,7 @@ class _Pump:
         "error",
         "exchange",
         "headers",
+        "on_result",
         "parser",
         "renderer",
         "started",
@@ -246,8 +251,10 @@ class _Pump:
         parser: StreamChunkParser,
         renderer: StreamRenderer,
         headers: tuple[tuple[bytes, bytes], ...],
+        on_result: ResultHook | None,
     ) -> None:
         self.exchange = exchange
+        self.on_result = on_result
         self.parser = parser
         self.renderer = renderer
         self.headers = headers
@@ -285,10 +292,9 @@ class _Pump:
         """Deliver what the upstream said before it failed within the same read."""
         partial, self.parser.pending = self.parser.pending, []
         if partial:
-            try:
+            # Partial events that are themselves malformed are left out: the error that follows says enough.
+            with contextlib.suppress(UpstreamProtocolError):
                 await self._emit(partial, [])
-            except UpstreamProtocolError:
-                pass  # the partial events themselves are malformed: the error that follows says enough
 
     async def _emit(self, events: list[StreamEvent], tail: list[bytes]) -> None:
         frames: list[bytes] = []
@@ -309,8 +315,20 @@ class _Pump:
                 raise _protocol_error(self.exchange.deployment.provider, exc) from None
             frames.extend(self.renderer.feed(event))
         frames.extend(tail)
+        if self.ended and self.on_result is not None:
+            # Before the last frames go out: a client may follow up the moment it sees the end.
+            hook, self.on_result = self.on_result, None
+            await self._deliver(hook)
         if frames:
             await self._send(b"".join(frames))
+
+    async def _deliver(self, hook: ResultHook) -> None:
+        try:
+            await hook(self.exchange, self.accumulator.result())
+        except Exception:  # the stream commit point: the answer stands even if keeping it failed
+            logger.exception(
+                "request %s: keeping the finished answer failed", self.exchange.scope["state"].get("request_id")
+            )
 
     async def _send(self, data: bytes) -> None:
         if not self.started:

@@ -434,7 +434,7 @@ def test_reasoning_and_text_without_canonical_members() -> None:
         ),
         ({"model": "m", "input": [{"type": "reasoning", "summary": "x"}]}, "input[0].summary"),
         ({"model": "m", "input": [{"type": "reasoning", "id": 1, "summary": []}]}, "input[0].id"),
-        ({"model": "m", "tools": [{"type": "web_search"}]}, "tools[0].type"),
+        ({"model": "m", "tools": [{"name": "web_search"}]}, "tools[0].type"),
         ({"model": "m", "tools": [{"type": "function", "name": "f", "strict": "yes"}]}, "tools[0].strict"),
         ({"model": "m", "tools": [{"type": "function", "name": "f", "parameters": []}]}, "tools[0].parameters"),
         ({"model": "m", "tools": {}}, "tools"),

@@ -234,7 +234,7 @@ _CALL_FIELDS = {"call_id": "c", "name": "f", "arguments": "{}"}
     "body",
     [
         {"id": "r", "model": "m"},
-        {"id": "r", "model": "m", "output": [{"type": "web_search_call", "id": "ws_1"}]},
+        {"id": "r", "model": "m", "output": [{"type": "local_shell_call", "id": "lsh_1"}]},
         {"id": "r", "model": "m", "output": [{"type": "message", "content": [{"type": "output_audio"}]}]},
         {"id": "r", "model": "m", "output": [{"type": "message"}]},
         {"id": "r", "model": "m", "output": [], "created_at": "now"},

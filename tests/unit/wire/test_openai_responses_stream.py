@@ -553,11 +553,11 @@ def test_in_band_failures_raise_the_mapped_error(
             "before response.created",
         ),
         (
-            [CREATED, {"type": "response.output_item.added", "output_index": 0, "item": {"type": "web_search_call"}}],
+            [CREATED, {"type": "response.output_item.added", "output_index": 0, "item": {"type": "local_shell_call"}}],
             "unsupported output item",
         ),
         (
-            [CREATED, {"type": "response.output_item.done", "output_index": 0, "item": {"type": "mcp_call"}}],
+            [CREATED, {"type": "response.output_item.done", "output_index": 0, "item": {"type": "computer_call"}}],
             "unsupported output item",
         ),
         (

@@ -24,6 +24,7 @@ from polyroute.core.messages import (
 )
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.fields import as_list, as_object, fail, field_path, opt_bool, opt_float, opt_int, opt_str, req_str
+from polyroute.wire.openai_responses.tools import HOSTED_TOOLS, custom_arguments, flat_name, parse_tools
 
 FORMAT = "responses"
 """``WireFormat.RESPONSES``: the key of ``extensions`` and the ``source_format`` of reasoning parts."""
@@ -39,7 +40,8 @@ _TOOL_CHOICES: dict[str, ToolChoice] = {
     "none": ToolChoice(mode="none"),
     "required": ToolChoice(mode="required"),
 }
-"""Responses ``tool_choice`` string → canonical; ``{"type": "function", "name": …}`` is handled apart."""
+"""Responses ``tool_choice`` string → canonical; ``{"type": "function" | "custom", "name": …}`` is handled apart."""
+_NAMED_CHOICES = frozenset({"function", "custom"})
 _TEXT_FORMATS: dict[str, ResponseFormat] = {
     "text": ResponseFormat(mode="text"),
     "json_object": ResponseFormat(mode="json_object"),
@@ -154,16 +156,35 @@ def parse_reasoning_item(item: JSONObject, param: str) -> ReasoningPart:
     )
 
 
+def _call_name(item: JSONObject, param: str) -> str:
+    return flat_name(opt_str(item, "namespace", param), req_str(item, "name", param))
+
+
 def parse_function_call(item: JSONObject, param: str) -> ToolCallPart:
     """A ``function_call`` item → ``ToolCallPart``; the arguments text is kept byte for byte.
 
+    A call of a namespace member is named as the canonical tool is (``<namespace>__<name>``, see ``tools``).
+
     Raises:
-        InvalidRequestError: ``call_id``, ``name`` or ``arguments`` is missing or not a string.
+        InvalidRequestError: ``call_id``, ``name``, ``namespace`` or ``arguments`` is missing or not a string.
     """
     return ToolCallPart(
         call_id=req_str(item, "call_id", param),
-        name=req_str(item, "name", param),
+        name=_call_name(item, param),
         arguments=req_str(item, "arguments", param),
+    )
+
+
+def parse_custom_tool_call(item: JSONObject, param: str) -> ToolCallPart:
+    """A ``custom_tool_call`` item → ``ToolCallPart`` whose arguments are ``{"input": <the item's input>}``.
+
+    Raises:
+        InvalidRequestError: ``call_id``, ``name``, ``namespace`` or ``input`` is missing or not a string.
+    """
+    return ToolCallPart(
+        call_id=req_str(item, "call_id", param),
+        name=_call_name(item, param),
+        arguments=custom_arguments(req_str(item, "input", param)),
     )
 
 
@@ -205,7 +226,11 @@ def _add_function_call(conversation: _Conversation, item: JSONObject, param: str
     conversation.add("assistant", (parse_function_call(item, param),))
 
 
-def _add_function_call_output(conversation: _Conversation, item: JSONObject, param: str) -> None:
+def _add_custom_tool_call(conversation: _Conversation, item: JSONObject, param: str) -> None:
+    conversation.add("assistant", (parse_custom_tool_call(item, param),))
+
+
+def _add_tool_output(conversation: _Conversation, item: JSONObject, param: str) -> None:
     result = ToolResultPart(call_id=req_str(item, "call_id", param), content=_parse_tool_output(item, param))
     conversation.add("user", (result,))
 
@@ -217,7 +242,9 @@ def _add_reasoning(conversation: _Conversation, item: JSONObject, param: str) ->
 _ITEM_PARSERS: dict[str, Callable[[_Conversation, JSONObject, str], None]] = {
     "message": _add_message,
     "function_call": _add_function_call,
-    "function_call_output": _add_function_call_output,
+    "function_call_output": _add_tool_output,
+    "custom_tool_call": _add_custom_tool_call,
+    "custom_tool_call_output": _add_tool_output,
     "reasoning": _add_reasoning,
 }
 """Input item ``type`` → parser. Hosted-tool items and ``item_reference`` are rejected: the gateway runs no
@@ -247,31 +274,17 @@ def _parse_input(value: JSONValue, conversation: _Conversation) -> None:
 # --- options -------------------------------------------------------------------------------------------------------
 
 
-def _parse_tool(value: JSONValue, param: str) -> ToolSpec:
-    tool = as_object(value, param)
-    tool_type = req_str(tool, "type", param)
-    if tool_type != "function":
-        fail(field_path(param, "type"), f"unsupported tool type {tool_type!r}; only function tools can be routed")
-    opt_bool(tool, "strict", param)  # validated, then dropped: the canonical tool has no strict flag
-    parameters = tool.get("parameters")
-    return ToolSpec(
-        name=req_str(tool, "name", param),
-        description=opt_str(tool, "description", param),
-        parameters={} if parameters is None else as_object(parameters, field_path(param, "parameters")),
-    )
-
-
 def _parse_tool_choice(value: JSONValue) -> ToolChoice | None:
     if value is None:
         return None
     if isinstance(value, str):
         if value not in _TOOL_CHOICES:
-            fail("tool_choice", "must be one of auto, none, required, or an object naming a function")
+            fail("tool_choice", "must be one of auto, none, required, or an object naming a tool")
         return _TOOL_CHOICES[value]
     choice = as_object(value, "tool_choice")
     choice_type = req_str(choice, "type", "tool_choice")
-    if choice_type != "function":
-        fail("tool_choice.type", f"unsupported tool choice type {choice_type!r}; only 'function' can be routed")
+    if choice_type not in _NAMED_CHOICES:
+        fail("tool_choice.type", f"unsupported tool choice type {choice_type!r}; only function and custom tools")
     return ToolChoice(mode="tool", name=req_str(choice, "name", "tool_choice"))
 
 
@@ -316,7 +329,8 @@ def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     ``instructions`` and the system or developer messages that open ``input`` form the system prompt;
     later ones stay in place as user text. Fields the canonical form has no place for (``store``,
     ``previous_response_id``, ``include``, ``metadata``, …, and the rest of ``text`` and ``reasoning``)
-    are kept in ``extensions["responses"]``.
+    are kept in ``extensions["responses"]``. Namespace members and custom tools become function tools, and
+    hosted tools are kept in ``extensions["responses"]["hosted_tools"]`` (see ``tools``).
 
     Raises:
         InvalidRequestError: naming the offending field, e.g. ``input[3].content[0].image_url``.
@@ -333,12 +347,14 @@ def parse_request(body: JSONObject, *, model: str | None = None) -> ChatRequest:
     instructions = opt_str(body, "instructions", "")
     conversation = _Conversation([] if instructions is None else [TextPart(text=instructions)])
     _parse_input(body.get("input"), conversation)
-    tools = [] if body.get("tools") is None else as_list(body["tools"], "tools")
+    tools = parse_tools(body.get("tools"))
+    if tools.hosted:
+        extensions[HOSTED_TOOLS] = tools.hosted
     return ChatRequest(
         model=model if model is not None else req_str(body, "model", ""),
         messages=tuple(conversation.messages),
         system=tuple(conversation.system),
-        tools=tuple(_parse_tool(item, f"tools[{index}]") for index, item in enumerate(tools)),
+        tools=tuple(tools.specs),
         tool_choice=_parse_tool_choice(body.get("tool_choice")),
         parallel_tool_calls=opt_bool(body, "parallel_tool_calls", ""),
         response_format=None if text_format is None else _parse_text_format(text_format),
@@ -493,18 +509,20 @@ def render_request(request: ChatRequest) -> JSONObject:
 
     The first system part becomes ``instructions`` and any further ones lead ``input`` as developer messages.
     Reasoning parts go back only when this format made them and they carry encrypted content. Function tools
-    are sent with ``strict: false``. ``stop``, ``top_k`` and the reasoning token budget have no Responses field.
+    are sent with ``strict: false``, followed by the hosted tools the client sent. ``stop``, ``top_k`` and the
+    reasoning token budget have no Responses field.
 
     Raises:
         InvalidRequestError: a part the message's role cannot carry, such as a tool call in a user message.
     """
     body: JSONObject = dict(request.extensions.get(FORMAT, {}))
+    hosted = body.pop(HOSTED_TOOLS, None)
     body["model"] = request.model
     body["input"] = _render_input(request)
     response_format = request.response_format
     optional: JSONObject = {
         "instructions": request.system[0].text if request.system else None,
-        "tools": [_render_tool(tool) for tool in request.tools] or None,
+        "tools": [*map(_render_tool, request.tools), *(hosted if isinstance(hosted, list) else ())] or None,
         "tool_choice": _render_tool_choice(request.tool_choice),
         "parallel_tool_calls": request.parallel_tool_calls,
         "text": _merged(

@@ -12,6 +12,7 @@ from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
 from polyroute.wire.fields import as_list, as_object, fail, field_path, opt_int, opt_str, req_str
 from polyroute.wire.openai_responses.request import FORMAT, parse_function_call, parse_reasoning_item
+from polyroute.wire.openai_responses.tools import HOSTED_CALL_ITEMS, NO_SHAPES, ToolShape, ToolShapes, custom_input
 
 COMPLETED = "completed"
 INCOMPLETE = "incomplete"
@@ -177,16 +178,39 @@ def message_item(item_id_: str, text: str | None, *, status: str = COMPLETED) ->
     return {"id": item_id_, "type": "message", "status": status, "role": "assistant", "content": content}
 
 
-def function_call_item(item_id_: str, part: ToolCallPart, *, status: str = COMPLETED) -> JSONObject:
-    """A ``function_call`` item."""
-    return {
-        "id": item_id_,
-        "type": "function_call",
-        "status": status,
-        "call_id": part.call_id,
-        "name": part.name,
-        "arguments": part.arguments,
-    }
+def function_call_item(
+    item_id_: str, part: ToolCallPart, *, status: str = COMPLETED, shape: ToolShape | None = None
+) -> JSONObject:
+    """A ``function_call`` item; a ``shape`` gives the name (and ``namespace``) the client declared."""
+    item: JSONObject = {"id": item_id_, "type": "function_call", "status": status, "call_id": part.call_id}
+    item["name"] = part.name if shape is None else shape.name
+    if shape is not None and shape.namespace is not None:
+        item["namespace"] = shape.namespace
+    item["arguments"] = part.arguments
+    return item
+
+
+def custom_tool_call_item(item_id_: str, part: ToolCallPart, shape: ToolShape) -> JSONObject:
+    """A ``custom_tool_call`` item: the ``input`` text read from the call's JSON arguments."""
+    item: JSONObject = {"id": item_id_, "type": "custom_tool_call", "call_id": part.call_id, "name": shape.name}
+    if shape.namespace is not None:
+        item["namespace"] = shape.namespace
+    item["input"] = custom_input(part.arguments)
+    return item
+
+
+def call_item_prefix(shape: ToolShape | None) -> str:
+    """The id prefix of a tool call's item: ``ctc`` for a custom tool's, ``fc`` for a function's."""
+    return "ctc" if shape is not None and shape.custom else "fc"
+
+
+def tool_call_item(
+    item_id_: str, part: ToolCallPart, shape: ToolShape | None, *, status: str = COMPLETED
+) -> JSONObject:
+    """A tool call's item in the shape the client declared the tool in (``status`` is not a custom call's)."""
+    if shape is not None and shape.custom:
+        return custom_tool_call_item(item_id_, part, shape)
+    return function_call_item(item_id_, part, status=status, shape=shape)
 
 
 def reasoning_item(item_id_: str, part: ReasoningPart | None) -> JSONObject:
@@ -205,10 +229,11 @@ def reasoning_item(item_id_: str, part: ReasoningPart | None) -> JSONObject:
     return item
 
 
-def render_output(response_id: str, parts: tuple[Part, ...]) -> list[JSONValue]:
+def render_output(response_id: str, parts: tuple[Part, ...], tool_shapes: ToolShapes = NO_SHAPES) -> list[JSONValue]:
     """The response's parts as output items, one per part, with position-derived ids.
 
-    Images and tool results cannot appear in an answer; there is nothing to render them as.
+    Tool calls take the shapes in ``tool_shapes``. Images and tool results cannot appear in an answer; there is
+    nothing to render them as.
     """
     output: list[JSONValue] = []
     for part in parts:
@@ -216,7 +241,8 @@ def render_output(response_id: str, parts: tuple[Part, ...]) -> list[JSONValue]:
         if isinstance(part, TextPart):
             output.append(message_item(item_id("msg", response_id, index), part.text))
         elif isinstance(part, ToolCallPart):
-            output.append(function_call_item(item_id("fc", response_id, index), part))
+            shape = tool_shapes.get(part.name)
+            output.append(tool_call_item(item_id(call_item_prefix(shape), response_id, index), part, shape))
         elif isinstance(part, ReasoningPart):
             output.append(reasoning_item(reasoning_item_id(part.signature, response_id, index), part))
     return output
@@ -236,10 +262,11 @@ def _parse_message(item: JSONObject, param: str) -> list[Part]:
 
 
 def parse_output(value: JSONValue) -> tuple[Part, ...]:
-    """A response's ``output`` list → canonical parts, in order.
+    """A response's ``output`` list → canonical parts, in order; items of hosted tools the upstream ran are skipped.
 
     Raises:
-        InvalidRequestError: an item is malformed or of a type the gateway cannot carry (hosted tool calls).
+        InvalidRequestError: an item is malformed or of a type the gateway cannot carry (such as a
+            ``local_shell_call``, which asks the client to act).
     """
     parts: list[Part] = []
     for index, entry in enumerate(as_list(value, "output")):
@@ -252,7 +279,7 @@ def parse_output(value: JSONValue) -> tuple[Part, ...]:
             parts.append(parse_function_call(item, param))
         elif item_type == "reasoning":
             parts.append(parse_reasoning_item(item, param))
-        else:
+        elif item_type not in HOSTED_CALL_ITEMS:
             fail(field_path(param, "type"), f"unsupported output item type {item_type!r}")
     return tuple(parts)
 
@@ -343,12 +370,13 @@ def _parse_response(body: JSONObject) -> ChatResponse:
     )
 
 
-def render_response(response: ChatResponse, *, now_s: int = 0) -> JSONObject:
+def render_response(response: ChatResponse, *, now_s: int = 0, tool_shapes: ToolShapes = NO_SHAPES) -> JSONObject:
     """Canonical response → a Responses ``response`` object.
 
     Each part is one output item (a text part is a message with one ``output_text``). Item ids are derived from
     the response id and the item's position, except a reasoning item that carries its own id. ``created_at`` is
-    ``now_s`` when the upstream gave none: the caller owns the clock (wire/ is pure).
+    ``now_s`` when the upstream gave none: the caller owns the clock (wire/ is pure). ``tool_shapes`` (from
+    ``tool_shapes(request body)``) renders calls of namespace members and custom tools as the client declared them.
     """
     status, details = render_status(response.finish_reason)
     body = response_object(
@@ -356,7 +384,7 @@ def render_response(response: ChatResponse, *, now_s: int = 0) -> JSONObject:
         response.model,
         response.created if response.created is not None else now_s,
         status=status,
-        output=render_output(response.id, response.parts),
+        output=render_output(response.id, response.parts, tool_shapes),
     )
     body["incomplete_details"] = details
     if status == FAILED:

@@ -35,8 +35,8 @@ from polyroute.wire.openai_responses.response import (
     FAILED,
     IN_PROGRESS,
     MESSAGE_TEXT_FIELDS,
+    call_item_prefix,
     created_at,
-    function_call_item,
     incomplete_reason,
     item_id,
     message_item,
@@ -48,6 +48,14 @@ from polyroute.wire.openai_responses.response import (
     render_response,
     render_usage,
     response_object,
+    tool_call_item,
+)
+from polyroute.wire.openai_responses.tools import (
+    HOSTED_CALL_ITEMS,
+    NO_SHAPES,
+    ToolShape,
+    ToolShapes,
+    custom_input,
 )
 from polyroute.wire.sse import SSEEvent, encode_event
 
@@ -155,7 +163,7 @@ class StreamParser:
         if item_type == "function_call":
             call = parse_function_call({"arguments": "", **item}, "item")
             return self._start_call(output_index, call)
-        if item_type not in ("message", "reasoning"):
+        if item_type not in _OTHER_ITEMS:
             fail("item.type", f"unsupported output item type {item_type!r}")
         return []
 
@@ -214,7 +222,9 @@ class StreamParser:
             return self._end_message(output_index, item)
         if item_type == "reasoning":
             return self._reasoning(parse_reasoning_item(item, "item"))
-        fail("item.type", f"unsupported output item type {item_type!r}")
+        if item_type not in HOSTED_CALL_ITEMS:  # a hosted tool the upstream ran: its results are in the answer
+            fail("item.type", f"unsupported output item type {item_type!r}")
+        return []
 
     def _on_response_end(self, data: JSONObject) -> list[StreamEvent]:
         response = as_object(data.get("response"), "response")
@@ -340,6 +350,8 @@ def _index(data: JSONObject, key: str) -> int:
 
 
 _START_EVENTS = frozenset({"response.created", "response.in_progress", "response.queued"})
+_OTHER_ITEMS = frozenset({"message", "reasoning"}) | HOSTED_CALL_ITEMS
+"""Output item types whose ``response.output_item.added`` starts no canonical part."""
 _HANDLERS: dict[str, Callable[[StreamParser, JSONObject], list[StreamEvent]]] = {
     "response.created": StreamParser._on_response_start,
     "response.in_progress": StreamParser._on_response_start,
@@ -373,6 +385,8 @@ class _Item:
     part_kind: StreamPartKind
     call_id: str = ""
     name: str = ""
+    shape: ToolShape | None = None
+    """A tool call's shape as the client declared the tool; None for a function tool (and other parts)."""
     signature: str | None = None
     redacted: str | None = None
     chunks: list[str] = field(default_factory=list)
@@ -393,8 +407,13 @@ class _Item:
         if isinstance(part, TextPart):
             return message_item(self.item_id, part.text)
         if isinstance(part, ToolCallPart):
-            return function_call_item(self.item_id, part)
+            return tool_call_item(self.item_id, part, self.shape)
         return reasoning_item(self.item_id, part)
+
+    @property
+    def is_custom(self) -> bool:
+        """A custom tool's call: its ``input`` is read from the whole arguments, so it is sent at the end."""
+        return self.shape is not None and self.shape.custom
 
 
 class StreamRenderer:
@@ -405,13 +424,18 @@ class StreamRenderer:
     deltas and its ``done`` events; and finally ``response.completed`` (``response.incomplete`` for
     ``LENGTH`` and ``CONTENT_FILTER``, ``response.failed`` for ``ERROR``) carrying the same response object
     ``render_response`` would give for what was streamed.
+
+    Tool calls take the shapes in ``tool_shapes``: a namespace member's call is a ``function_call`` with
+    ``namespace``; a custom tool's is a ``custom_tool_call`` whose ``input`` is sent whole when the call ends
+    (one ``response.custom_tool_call_input.delta``, then ``.done``), since it is read from the complete arguments.
     """
 
-    __slots__ = ("_items", "_now_s", "_order", "_sequence", "_start", "_usage")
+    __slots__ = ("_items", "_now_s", "_order", "_sequence", "_shapes", "_start", "_usage")
 
-    def __init__(self, *, now_s: int = 0) -> None:
+    def __init__(self, *, now_s: int = 0, tool_shapes: ToolShapes = NO_SHAPES) -> None:
         """Create a renderer; ``now_s`` is ``created_at`` when the upstream gave none (wire/ reads no clock)."""
         self._now_s = now_s
+        self._shapes = tool_shapes
         self._sequence = 0
         self._start = MessageStart(id="", model="")
         self._items: dict[int, _Item] = {}
@@ -468,16 +492,20 @@ class StreamRenderer:
     def _part_start(self, event: PartStart) -> list[bytes]:
         output_index = len(self._order)
         response_id = self._start.id
+        name = event.name or ""
+        shape = self._shapes.get(name) if event.part_kind == "tool_call" else None
         if event.part_kind == "reasoning":
             new_id = reasoning_item_id(event.signature, response_id, output_index)
         else:
-            new_id = item_id("msg" if event.part_kind == "text" else "fc", response_id, output_index)
+            prefix = "msg" if event.part_kind == "text" else call_item_prefix(shape)
+            new_id = item_id(prefix, response_id, output_index)
         item = _Item(
             output_index=output_index,
             item_id=new_id,
             part_kind=event.part_kind,
             call_id=event.call_id or "",
-            name=event.name or "",
+            name=name,
+            shape=shape,
             signature=event.signature,
             redacted=event.redacted,
         )
@@ -486,8 +514,8 @@ class StreamRenderer:
         if item.part_kind == "text":
             added = message_item(item.item_id, None, status=IN_PROGRESS)
         elif item.part_kind == "tool_call":
-            added = function_call_item(item.item_id, ToolCallPart(call_id=item.call_id, name=item.name, arguments=""))
-            added["status"] = IN_PROGRESS
+            call = ToolCallPart(call_id=item.call_id, name=item.name, arguments="")
+            added = tool_call_item(item.item_id, call, shape, status=IN_PROGRESS)
         else:
             added = reasoning_item(item.item_id, None)
         frames = [self._frame("response.output_item.added", output_index=output_index, item=added)]
@@ -505,6 +533,8 @@ class StreamRenderer:
         if isinstance(event, TextDelta):
             return [self._frame("response.output_text.delta", **_content(item), delta=delta, logprobs=[])]
         if isinstance(event, ToolArgumentsDelta):
+            if item.is_custom:
+                return []
             return [self._frame("response.function_call_arguments.delta", **location, delta=delta)]
         frames: list[bytes] = []
         if not item.has_summary:
@@ -523,15 +553,22 @@ class StreamRenderer:
             frames.append(self._frame("response.output_text.done", **_content(item), text=text, logprobs=[]))
             frames.append(self._frame("response.content_part.done", **_content(item), part=output_text(text)))
         elif item.part_kind == "tool_call":
-            frames.append(
-                self._frame("response.function_call_arguments.done", **location, arguments=text, name=item.name)
-            )
+            frames.extend(self._call_end(item, text, location))
         elif item.has_summary:
             frames.append(self._frame("response.reasoning_summary_text.done", **location, summary_index=0, text=text))
             frames.append(
                 self._frame("response.reasoning_summary_part.done", **location, summary_index=0, part=_summary(text))
             )
         frames.append(self._frame("response.output_item.done", output_index=item.output_index, item=item.json()))
+        return frames
+
+    def _call_end(self, item: _Item, arguments: str, location: JSONObject) -> list[bytes]:
+        if not item.is_custom:
+            name = item.name if item.shape is None else item.shape.name  # a namespace member's own name
+            return [self._frame("response.function_call_arguments.done", **location, arguments=arguments, name=name)]
+        text = custom_input(arguments)
+        frames = [self._frame("response.custom_tool_call_input.delta", **location, delta=text)] if text else []
+        frames.append(self._frame("response.custom_tool_call_input.done", **location, input=text))
         return frames
 
     def _message_end(self, event: MessageEnd) -> list[bytes]:
@@ -549,7 +586,7 @@ class StreamRenderer:
             finish_reason=event.finish_reason,
             usage=usage,
         )
-        body = render_response(response, now_s=self._now_s)
+        body = render_response(response, now_s=self._now_s, tool_shapes=self._shapes)
         status = body["status"]
         assert isinstance(status, str)  # render_response always writes one of _END_EVENTS' keys
         frames.append(self._frame(_END_EVENTS[status], response=body))
