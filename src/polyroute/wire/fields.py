@@ -5,7 +5,10 @@ Shared by the request parsers of every wire format (``messages[2].content[0].typ
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+import orjson
 
 from polyroute.errors import InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
@@ -75,3 +78,23 @@ def opt_bool(obj: JSONObject, key: str, base: str) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     fail(field_path(base, key), "must be a boolean")
+
+
+_T = TypeVar("_T")
+
+
+def decode_event(data: str, what: str, handle: Callable[[JSONObject], _T]) -> _T:
+    """Parse one streamed event's JSON object and hand it to ``handle``.
+
+    Raises:
+        ValueError: the data is not a JSON object, or ``handle`` found a field malformed (the message
+            names ``what`` stream and the field).
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{what} stream event is not JSON: {exc}") from exc
+    try:
+        return handle(as_object(value, "data"))
+    except InvalidRequestError as exc:
+        raise ValueError(f"malformed {what} stream event: {exc.message}") from exc

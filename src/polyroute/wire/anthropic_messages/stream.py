@@ -33,7 +33,7 @@ from polyroute.wire.anthropic_messages.response import (
     render_usage,
     usage_fields,
 )
-from polyroute.wire.fields import as_object, opt_str, req_str
+from polyroute.wire.fields import as_object, decode_event, opt_str, req_str
 from polyroute.wire.sse import SSEEvent, encode_event
 
 _PART_KINDS: dict[str, StreamPartKind] = {
@@ -74,14 +74,7 @@ class StreamParser:
             UpstreamStatusError: the upstream sent an ``error`` event (mapped like an HTTP error of that type).
             ValueError: the event is not well-formed Anthropic streaming JSON.
         """
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"Anthropic stream event is not JSON: {exc}") from exc
-        try:
-            return self._dispatch(as_object(data, "data"))
-        except InvalidRequestError as exc:
-            raise ValueError(f"malformed Anthropic stream event: {exc.message}") from exc
+        return decode_event(event.data, "Anthropic", self._dispatch)
 
     def finish(self) -> list[StreamEvent]:
         """End of the stream; nothing is pending, since every event translates as it arrives.

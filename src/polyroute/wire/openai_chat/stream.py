@@ -23,7 +23,7 @@ from polyroute.core.events import (
 from polyroute.core.messages import FinishReason, Usage
 from polyroute.errors import GatewayError, InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
-from polyroute.wire.fields import as_list, as_object, opt_int, opt_str, req_str
+from polyroute.wire.fields import as_list, as_object, decode_event, opt_int, opt_str, req_str
 from polyroute.wire.openai_chat.errors import parse_error, render_stream_error
 from polyroute.wire.openai_chat.relay import parse_usage
 from polyroute.wire.openai_chat.response import (
@@ -75,14 +75,7 @@ class StreamParser:
             raise ValueError("OpenAI stream event after [DONE]")
         if event.data.strip() == DONE:
             return self._end("[DONE]")
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"OpenAI stream event is not JSON: {exc}") from exc
-        try:
-            return self._on_chunk(as_object(data, "data"))
-        except InvalidRequestError as exc:
-            raise ValueError(f"malformed OpenAI stream chunk: {exc.message}") from exc
+        return decode_event(event.data, "OpenAI", self._on_chunk)
 
     def finish(self) -> list[StreamEvent]:
         """End of the stream: emits ``MessageEnd`` if ``[DONE]`` never came but a ``finish_reason`` did.

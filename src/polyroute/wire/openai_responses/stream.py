@@ -27,7 +27,7 @@ from polyroute.core.events import (
 from polyroute.core.messages import ChatResponse, FinishReason, ReasoningPart, TextPart, ToolCallPart, Usage
 from polyroute.errors import GatewayError, InvalidRequestError
 from polyroute.types import JSONObject, JSONValue
-from polyroute.wire.fields import as_list, as_object, fail, field_path, opt_int, opt_str, req_str
+from polyroute.wire.fields import as_list, as_object, decode_event, fail, field_path, opt_int, opt_str, req_str
 from polyroute.wire.openai_responses.errors import failure_error, in_band_error
 from polyroute.wire.openai_responses.request import parse_function_call, parse_reasoning_item
 from polyroute.wire.openai_responses.response import (
@@ -112,14 +112,7 @@ class StreamParser:
             return []
         if self._is_ended:
             raise ValueError("Responses stream event after the response ended")
-        try:
-            data = orjson.loads(event.data)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"Responses stream event is not JSON: {exc}") from exc
-        try:
-            return self._dispatch(as_object(data, "data"))
-        except InvalidRequestError as exc:
-            raise ValueError(f"malformed Responses stream event: {exc.message}") from exc
+        return decode_event(event.data, "Responses", self._dispatch)
 
     def finish(self) -> list[StreamEvent]:
         """End of the stream; nothing is pending, since every event translates as it arrives.
