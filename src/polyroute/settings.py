@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     """SQLAlchemy URL; ``postgresql://`` and ``sqlite:///`` are accepted and given an async driver."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     admin_key: SecretStr | None = None
+    """The bootstrap admin key; without one (and no key stored yet) an admin key is generated and printed once."""
+    require_api_key: bool = True
+    """``false`` serves without keys; allowed only on a loopback host."""
+    redis_url: str | None = None
+    """Shared state for limits, concurrency and budgets across workers and instances (``redis://...``)."""
+    initial_password: SecretStr | None = None
+    """The dashboard login password set on first start (stored hashed; changeable through the API)."""
+    log_retention_days: float = Field(default=30.0, ge=0)
+    """Request-log rows older than this are deleted in the background; 0 keeps them forever."""
     max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     connect_timeout_s: float = Field(default=10.0, gt=0)
     first_byte_timeout_s: float = Field(default=600.0, gt=0)

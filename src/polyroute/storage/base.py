@@ -6,6 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
+from polyroute.core.keys import ApiKey, KeyStatus, KeyType
+from polyroute.types import JSONObject, JSONValue
+
 
 class RequestRecord(NamedTuple):
     """One row of the request log: a request the gateway answered, without any body content.
@@ -47,6 +50,14 @@ class RequestRecord(NamedTuple):
     upstream_format: str | None = None
     """The wire format sent to the upstream; None when no upstream was called."""
     dropped_fields: str | None = None
+    """Comma-separated request fields the upstream's format could not carry."""
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
+    """Tokens x price; None when the price (or the usage) is unknown, never 0 for unknown."""
+    estimated: bool = False
+    """Whether the token counts were estimated because the upstream reported none."""
     """Comma-separated request fields the upstream format could not carry (``top_k,logit_bias``); None if none."""
 
 
@@ -101,4 +112,80 @@ class ResponseStore(Protocol):
 
     async def purge_older_than(self, cutoff: float) -> int:
         """Delete every response created before ``cutoff`` (Unix seconds); return how many were deleted."""
+        ...
+
+
+class KeyPage(NamedTuple):
+    """One page of keys, newest first, and how many match in all."""
+
+    keys: list[ApiKey]
+    total: int
+
+
+class KeyStore(Protocol):
+    """API keys by id and by the digest of their secret."""
+
+    async def create(self, key: ApiKey) -> None:
+        """Store a new key. Raises ``ValueError`` if its id or digest exists already."""
+        ...
+
+    async def by_digest(self, digest: str) -> ApiKey | None:
+        """The key whose secret has this SHA-256 digest (hex), revoked ones included."""
+        ...
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        """The key with this id, revoked ones included."""
+        ...
+
+    async def list(
+        self, *, key_type: KeyType | None = None, status: KeyStatus | None = None, limit: int = 50, offset: int = 0
+    ) -> KeyPage:
+        """Keys matching the filters, newest first."""
+        ...
+
+    async def update(self, key: ApiKey) -> None:
+        """Replace the stored settings of ``key.id`` (the digest never changes). Raises ``KeyError`` if absent."""
+        ...
+
+    async def count(self) -> int:
+        """How many keys exist (revoked ones included)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditEntry:
+    """One management action, with secrets already redacted from ``before`` and ``after``."""
+
+    at: float
+    actor: str | None
+    """The key id (or ``session:<user>``) that acted; None for the command line on the data dir."""
+    action: str
+    """E.g. ``key.create``, ``key.revoke``, ``settings.ip_filter``."""
+    target: str | None
+    ip: str | None
+    before: JSONObject | None = None
+    after: JSONObject | None = None
+
+
+class AuditLog(Protocol):
+    """The append-only record of management actions."""
+
+    async def record(self, entry: AuditEntry) -> None:
+        """Append ``entry``."""
+        ...
+
+    async def recent(self, *, limit: int) -> list[AuditEntry]:
+        """The latest ``limit`` entries, newest first."""
+        ...
+
+
+class SettingsStore(Protocol):
+    """Gateway-wide settings changed at run time (IP filter, login requirement, password hash, prices)."""
+
+    async def get(self, name: str) -> JSONValue | None:
+        """The stored value, or None."""
+        ...
+
+    async def put(self, name: str, value: JSONValue) -> None:
+        """Store ``value`` under ``name``."""
         ...
