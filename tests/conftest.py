@@ -9,7 +9,7 @@ import os
 
 from hypothesis import settings
 
-pytest_plugins = ["tests.storage_fixtures", "tests.gateway_fixtures"]
+pytest_plugins = ["tests.storage_fixtures", "tests.redis_fixtures", "tests.gateway_fixtures"]
 
 settings.register_profile("ci", derandomize=True, database=None)
 if os.environ.get("CI", "").strip().lower() not in ("", "0", "false"):

@@ -23,6 +23,9 @@ from polyroute.storage.sql import create_engine, migration_transaction
 from polyroute.storage.tables import metadata
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+WEIRD = "'; DROP TABLE api_key; -- \" \\ % _ ` $1 ? :name %(x)s é 日本語 👩\u200d💻 \u202e \u2028 e\u0301 \t\n\r"
+"""Text to store verbatim: SQL and both drivers' parameter syntax, LIKE wildcards, quotes, escapes, and
+non-ASCII (accents, CJK, an emoji ZWJ sequence, right-to-left override, line separator, combining mark)."""
 
 
 def make_record(n: int = 0, **overrides: Any) -> RequestRecord:
@@ -122,5 +125,7 @@ def postgres_session_url() -> Iterator[str]:
 async def postgres_url(postgres_session_url: str) -> str:
     """The session database, emptied of polyroute's tables before the test."""
     url = make_url(postgres_session_url).set(drivername="postgresql")
-    await _admin_execute(url, "DROP TABLE IF EXISTS request_log, stored_response, alembic_version")
+    await _admin_execute(
+        url, "DROP TABLE IF EXISTS request_log, stored_response, api_key, audit_log, gateway_setting, alembic_version"
+    )
     return postgres_session_url

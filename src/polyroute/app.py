@@ -11,11 +11,14 @@ outermost first (Starlette adds ServerErrorMiddleware outside and ExceptionMiddl
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
@@ -25,36 +28,107 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from polyroute import settings as settings_module
+from polyroute.api.access import Gate, KeyRing
+from polyroute.api.admin import KeysApi, MonitorApi
 from polyroute.api.anthropic import CountTokensEndpoint, messages_endpoint
 from polyroute.api.dispatch import InferenceDispatcher
 from polyroute.api.gemini import GeminiModels, GenerateContentEndpoint
 from polyroute.api.health import Readiness, health
+from polyroute.api.key_service import KeyService
 from polyroute.api.models import ModelListing
 from polyroute.api.ollama import GenerateEndpoint, OllamaModels, chat_endpoint
 from polyroute.api.openai import ChatCompletionsEndpoint
 from polyroute.api.openai_responses import ResponsesEndpoint, StoredResponses
 from polyroute.api.pipeline import Pipeline
+from polyroute.api.pricing import Prices, PricingApi
 from polyroute.api.responses import gateway_error_handler, http_exception_handler, unexpected_error_handler
 from polyroute.api.services import Services
+from polyroute.api.usage import Retention, UsageApi
 from polyroute.errors import ConfigError, GatewayError
-from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator, hash_key
+from polyroute.limits.base import Limiter
+from polyroute.limits.memory import InProcessLimiter
+from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator
 from polyroute.middleware.request_id import RequestIdMiddleware, RequestIds
 from polyroute.observability.logging import configure_logging
 from polyroute.routing.catalog import zero_config_providers
 from polyroute.routing.config import RoutingConfig, load_routing_config
 from polyroute.routing.discovery import DiscoveryOptions, ModelDiscovery, initial_table
+from polyroute.routing.pricing import PriceTable
 from polyroute.routing.table import LiveRoutingTable
 from polyroute.settings import Settings
+from polyroute.storage.audit import SqlAuditLog
 from polyroute.storage.batch import BatchingRequestLog
+from polyroute.storage.keys import SqlKeyStore
 from polyroute.storage.migrate import upgrade
 from polyroute.storage.responses import SqlResponseStore
+from polyroute.storage.settings_store import SqlSettingsStore
 from polyroute.storage.sql import SqlRequestLogSink, create_engine, ping
+from polyroute.storage.usage import SqlUsageQueries
 from polyroute.upstream.client import Timeouts, UpstreamClient
 from polyroute.upstream.images import ImageFetcher
 
 logger = logging.getLogger(__name__)
 
 PUBLIC_PATHS = ("/health", "/ready")
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse settings that would be unsafe or wrong.
+
+    Raises:
+        ConfigError: keys switched off on a non-loopback listener, or several workers with no shared
+            limit state.
+    """
+    problems = []
+    if not settings.require_api_key and not settings.is_loopback:
+        problems.append(
+            f"POLYROUTE_REQUIRE_API_KEY=false is allowed only on a loopback host, and the server would listen "
+            f"on {settings.host}: require keys, or listen on 127.0.0.1"
+        )
+    if settings.workers > 1 and not settings.redis_url:
+        problems.append(
+            f"{settings.workers} workers need shared state for rate limits, concurrency and budgets: "
+            "set POLYROUTE_REDIS_URL (e.g. redis://127.0.0.1:6379/0), or run one worker"
+        )
+    if problems:
+        raise ConfigError(problems)
+
+
+def make_limiter(settings: Settings) -> Limiter:
+    """Redis-backed when ``POLYROUTE_REDIS_URL`` is set (any number of workers), else in-process."""
+    if settings.redis_url:
+        from polyroute.limits.redis import RedisLimiter
+
+        return RedisLimiter(settings.redis_url)
+    return InProcessLimiter()
+
+
+async def bootstrap_admin_key(keys: KeyService, settings: Settings) -> None:
+    """Store ``POLYROUTE_ADMIN_KEY`` as an admin key; with none and no key stored yet, make one and print it once.
+
+    The generated secret goes to standard error directly, not through logging (whose handlers may
+    ship records elsewhere): it is the only time it can be seen.
+    """
+    if not settings.require_api_key:
+        return
+    admin = settings.admin_key.get_secret_value() if settings.admin_key else None
+    generated = await keys.ensure_bootstrap(admin, now=time.time())
+    if generated is not None:
+        sys.stderr.write(f"polyroute: generated the first admin key (shown only now, stored as a hash): {generated}\n")
+        sys.stderr.flush()
+
+
+def bootstrap_sync(settings: Settings) -> None:
+    """``bootstrap_admin_key`` once, before worker processes start (the parent process calls it)."""
+
+    async def run() -> None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await bootstrap_admin_key(KeyService(SqlKeyStore(engine), SqlAuditLog(engine)), settings)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
 
 
 def load_routing(settings: Settings, environ: Mapping[str, str]) -> RoutingConfig | None:
@@ -74,6 +148,10 @@ def load_routing(settings: Settings, environ: Mapping[str, str]) -> RoutingConfi
 def secrets_of(settings: Settings, routing: RoutingConfig | None, environ: Mapping[str, str]) -> list[str]:
     """Every secret the process knows (the admin key and every provider credential), for log redaction."""
     found = [settings.admin_key.get_secret_value()] if settings.admin_key else []
+    if settings.initial_password:
+        found.append(settings.initial_password.get_secret_value())
+    if settings.redis_url and (password := urlsplit(settings.redis_url).password):
+        found.append(password)
     if routing is not None:
         providers = routing.providers
     else:
@@ -95,6 +173,13 @@ class _Components:
     discovery: ModelDiscovery
     pipeline: Pipeline
     responses: SqlResponseStore
+    keys: KeyService
+    ring: KeyRing | None
+    """None when the gateway serves without keys (loopback only)."""
+    limiter: Limiter
+    usage: SqlUsageQueries
+    settings_store: SqlSettingsStore
+    retention: Retention
     hot: Mapping[str, ASGIApp]
     """The inference endpoints by path, served by the dispatcher's fast path (Starlette routes the same
     instances, so other methods get a 405 and pinned variants share them)."""
@@ -123,11 +208,24 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         timeout_s=settings.image_fetch_timeout_s,
         allow_private=settings.image_fetch_private,
     )
+    limiter = make_limiter(settings)
+    usage = SqlUsageQueries(engine)
+    prices = Prices(
+        PriceTable.load(
+            overrides=routing.prices if routing is not None else None,
+            provider_names=[p.name for p in live.current.providers],
+        )
+    )
+    key_store = SqlKeyStore(engine)
+    ring = KeyRing(key_store) if settings.require_api_key else None
+    keys = KeyService(key_store, SqlAuditLog(engine), on_change=ring.forget_key if ring is not None else None)
     services = Services(
         routing=live,
         upstream=upstream,
         images=images,
         request_log=request_log,
+        gate=Gate(limiter),
+        prices=prices,
         max_body_bytes=settings.max_body_bytes,
     )
     pipeline = Pipeline(services)
@@ -149,6 +247,12 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         discovery=ModelDiscovery(live, upstream, options),
         pipeline=pipeline,
         responses=responses,
+        keys=keys,
+        ring=ring,
+        limiter=limiter,
+        usage=usage,
+        settings_store=SqlSettingsStore(engine),
+        retention=Retention(usage, days=settings.log_retention_days),
         hot=hot,
     )
 
@@ -158,18 +262,23 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if run_migrations:
             await upgrade(parts.settings.resolved_database_url)
+            await bootstrap_admin_key(parts.keys, parts.settings)
+        await parts.pipeline.services.prices.load_overrides(parts.settings_store)
         await parts.upstream.start()
         await parts.request_log.start()
         await parts.discovery.start()
-        if parts.settings.admin_key is None:
+        parts.retention.start()
+        if parts.ring is None:
             logger.warning(
-                "POLYROUTE_ADMIN_KEY is not set: accepting unauthenticated requests, "
+                "POLYROUTE_REQUIRE_API_KEY=false: accepting requests without a key, "
                 "because the server listens on loopback (%s) only",
                 parts.settings.host,
             )
         try:
             yield
         finally:
+            await parts.retention.aclose()
+            await parts.limiter.aclose()
             await parts.discovery.aclose()
             await parts.request_log.aclose()
             await parts.upstream.aclose()
@@ -190,6 +299,10 @@ def _routes(parts: _Components) -> list[Route]:
     gemini_models = GeminiModels(listing)
     ollama_models = OllamaModels(listing, created=started)
     stored = StoredResponses(parts.responses)
+    keys_api = KeysApi(parts.keys)
+    monitor = MonitorApi(parts.keys, parts.limiter, parts.keys.audit)
+    usage = UsageApi(parts.usage, parts.keys, parts.limiter)
+    pricing = PricingApi(parts.pipeline.services.prices, parts.settings_store, parts.keys.audit)
     gemini_generate = GenerateContentEndpoint(parts.pipeline)
     return [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
@@ -206,6 +319,21 @@ def _routes(parts: _Components) -> list[Route]:
         Route("/api/tags", ollama_models.tags, methods=["GET"]),
         Route("/api/show", ollama_models.show, methods=["POST"]),
         Route("/api/version", ollama_models.version, methods=["GET"]),
+        Route("/api/keys", keys_api.create, methods=["POST"]),
+        Route("/api/keys", keys_api.list, methods=["GET"]),
+        Route("/api/keys/{key_id}", keys_api.show, methods=["GET"]),
+        Route("/api/keys/{key_id}", keys_api.update, methods=["PATCH"]),
+        Route("/api/keys/{key_id}", keys_api.revoke, methods=["DELETE"]),
+        Route("/api/keys/{key_id}/rotate", keys_api.rotate, methods=["POST"]),
+        Route("/api/rate-limits", monitor.rate_limits, methods=["GET"]),
+        Route("/api/usage/history", usage.history, methods=["GET"]),
+        Route("/api/usage/logs", usage.logs, methods=["GET"]),
+        Route("/api/usage/request-logs", usage.logs, methods=["GET"]),
+        Route("/api/usage/budget", usage.budget, methods=["GET"]),
+        Route("/api/usage/budget", usage.set_budget, methods=["POST"]),
+        Route("/api/pricing", pricing.show, methods=["GET"]),
+        Route("/api/pricing", pricing.replace, methods=["PUT"]),
+        Route("/api/compliance/audit-log", monitor.audit_log, methods=["GET"]),
         Route("/v1/models", gemini_models.or_openai(listing.list_models, gemini_models.list_models), methods=["GET"]),
         Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
         Route(
@@ -229,21 +357,12 @@ def create_app(
     """Build the ASGI application.
 
     Raises:
-        ConfigError: the settings are unsafe (no admin key on a non-loopback listener).
+        ConfigError: the settings are unsafe or inconsistent (see ``check_settings``).
     """
-    if settings.admin_key is None and not settings.is_loopback:
-        raise ConfigError(
-            [
-                f"POLYROUTE_ADMIN_KEY is not set and the server would listen on {settings.host}: "
-                "set a key, or listen on 127.0.0.1"
-            ]
-        )
+    check_settings(settings)
     parts = _components(settings, routing, environ)
     ids = RequestIds()
-    authenticator = Authenticator(
-        key_hashes=[hash_key(settings.admin_key.get_secret_value())] if settings.admin_key else [],
-        open_access=settings.admin_key is None,
-    )
+    authenticator = Authenticator(keys=parts.ring)
     middleware = [
         Middleware(RequestIdMiddleware, ids=ids),
         Middleware(AuthenticationMiddleware, authenticator=authenticator, public_paths=PUBLIC_PATHS),

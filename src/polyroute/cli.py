@@ -11,9 +11,9 @@ from typing import Any
 import uvicorn
 from pydantic import ValidationError
 
-from polyroute import __version__
+from polyroute import __version__, keys_cli
 from polyroute import settings as settings_module
-from polyroute.app import app_from_environment, create_app, load_routing, secrets_of
+from polyroute.app import app_from_environment, bootstrap_sync, check_settings, create_app, load_routing, secrets_of
 from polyroute.errors import ConfigError
 from polyroute.observability.logging import configure_logging
 from polyroute.routing.discovery import initial_table
@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config", type=Path, help="routing file (env POLYROUTE_CONFIG)")
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("version", help="print the version")
+    keys_cli.add_parser(commands)
     return parser
 
 
@@ -75,7 +76,9 @@ def _serve(args: argparse.Namespace) -> int:
     routing = load_routing(settings, environ)
     configure_logging(settings.log_level, secrets_of(settings, routing, environ))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_settings(settings)
     upgrade_sync(settings.resolved_database_url)
+    bootstrap_sync(settings)
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -103,13 +106,22 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(args: argparse.Namespace) -> int:
+    return keys_cli.run(args, _settings(args))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = _parser().parse_args(argv)
     if args.command == "version":
         print(f"polyroute {__version__}")
         return 0
-    handlers = {"serve": _serve, "check-config": _check_config, "migrate": _migrate}
+    handlers = {
+        "serve": _serve,
+        "check-config": _check_config,
+        "migrate": _migrate,
+        "keys": _keys,
+    }
     try:
         return handlers[args.command](args)
     except ConfigError as exc:

@@ -22,7 +22,8 @@ Hierarchy::
     │   ├── UpstreamTimeoutError        504; retryable
     │   ├── UpstreamConnectionError     502; retryable
     │   └── UpstreamProtocolError       502; the upstream sent something unparseable
-    └── NoDeploymentAvailableError      503
+    ├── NoDeploymentAvailableError      503
+    └── LimiterUnavailableError         503; the shared limiter (Redis) did not answer in time
     ConfigError                         start-up only; not a GatewayError; never rendered to a client
 """
 
@@ -236,6 +237,15 @@ class NoDeploymentAvailableError(GatewayError):
     status_code = 503
     error_type = "service_unavailable_error"
     default_code = "all_models_failed"
+    retryable = True
+
+
+class LimiterUnavailableError(GatewayError):
+    """The shared limiter (Redis) could not be reached or did not answer in time; limits cannot be checked."""
+
+    status_code = 503
+    error_type = "service_unavailable_error"
+    default_code = "limiter_unavailable"
     retryable = True
 
 

@@ -3,7 +3,9 @@
 Every file under ``tests/fixtures/wire/<format>/`` is covered here: response bodies through
 ``parse_response``, stream transcripts through the format's byte-level ``stream_parser`` folded with the
 ``Accumulator``, error bodies through ``parse_error``. Stream transcripts must also parse to the same events
-however the bytes are chunked (every two-piece split, and random splits with hypothesis).
+however the bytes are chunked (every two-piece split, and random splits with hypothesis). The Responses
+goldens are also checked against the official SDK's types. Request bodies (``request_*.json``) are covered by
+``test_golden_requests.py``, and every pair of formats by ``test_golden_matrix.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from openai.types.responses import Response, ResponseCompletedEvent, ResponseStreamEvent
+from openai.types.shared import ErrorObject
+from pydantic import TypeAdapter
 
 from polyroute.core.accumulate import Accumulator
 from polyroute.core.events import StreamEvent
@@ -29,7 +34,7 @@ from polyroute.errors import (
     UpstreamServerError,
     UpstreamStatusError,
 )
-from polyroute.wire import anthropic_messages, gemini, ollama, openai_chat
+from polyroute.wire import anthropic_messages, gemini, ollama, openai_chat, openai_responses
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "wire"
 TRANSLATORS: dict[str, ModuleType] = {
@@ -37,8 +42,11 @@ TRANSLATORS: dict[str, ModuleType] = {
     "gemini": gemini,
     "ollama": ollama,
     "openai": openai_chat,
+    "responses": openai_responses,
 }
 PROVIDER = "golden"
+REQUEST_PREFIX = "request_"
+"""Request bodies live beside the answers but are checked by ``test_golden_requests.py``."""
 
 
 def golden(fmt: str, name: str) -> bytes:
@@ -63,13 +71,18 @@ def fold(fmt: str, events: Iterable[StreamEvent]) -> ChatResponse:
 
 
 def describe(part: Part) -> tuple[Any, ...]:
-    """A part as a comparable tuple; tool arguments as parsed JSON (raw text is checked separately)."""
+    """A part as a comparable tuple; tool arguments as parsed JSON (raw text is checked separately).
+
+    Reasoning with encrypted data (``redacted``) gets it as a fifth element; a four-element reasoning tuple
+    therefore also says there was none.
+    """
     if isinstance(part, TextPart):
         return ("text", part.text)
     if isinstance(part, ToolCallPart):
         return ("tool_call", part.call_id, part.name, json.loads(part.arguments), part.signature)
     assert isinstance(part, ReasoningPart), part
-    return ("reasoning", part.text, part.signature, part.source_format)
+    described: tuple[Any, ...] = ("reasoning", part.text, part.signature, part.source_format)
+    return described if part.redacted is None else (*described, part.redacted)
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,47 @@ GEMINI_SIG_FLIGHT = (
 GEMINI_SIG_CALLS = "CiQBcsjafA3kZ1nqU8Lw9m3aT0Yl2tE6sRk0q+L4uXy7pQm2Vn1FhWJkQpLm"
 GEMINI_SIG_THOUGHT = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYd"
 OLLAMA_TEMP = {"format": "celsius"}
+LUMINA = (
+    "In a peaceful grove beneath a silver moon, a unicorn named Lumina discovered a hidden pool that reflected"
+    " the stars. As she dipped her horn into the water, the pool began to shimmer, revealing a pathway to a"
+    " magical realm of endless night skies. Filled with wonder, Lumina whispered a wish for all who dream to find"
+    " their own hidden magic, and as she glanced back, her hoofprints sparkled like stardust."
+)
+FRANCE_SUMMARY = (
+    "**Answering a simple question**\n\nI\u2019m looking at a straightforward question: the capital of France is"
+    " Paris. It\u2019s a well-known fact, and I want to keep it brief and to the point. Paris is known for its"
+    " history, art, and culture, so it might be nice to add just a hint of that charm. But mostly, I\u2019ll aim"
+    " to focus on delivering a clear and direct answer, ensuring the user gets what they\u2019re looking for"
+    " without any extra fluff."
+)
+GREETING_SUMMARY = (
+    '**Responding to a greeting**\n\nThe user just said, "Hello!" So, it seems I need to engage. I\'ll greet'
+    " them back and offer help since they're looking to chat. I could say something like, \"Hello! How can I"
+    " assist you today?\" That feels friendly and open. They didn't ask a specific question, so this approach"
+    " will work well for starting a conversation. Let's see where it goes from there!"
+)
+RS_FRANCE = "rs_6876cf02e0bc8192b74af0fb64b715ff06fa2fcced15a5ac"
+RS_GREETING = "rs_6806bfca0b2481918a5748308061a2600d3ce51bdffd5476"
+ENCRYPTED_FRANCE = (
+    "gAAAAABodsU8wq3YBd2oT6yF1mV0kR7hLx9cNpZ4aJ3sE5uG8iW2tQ1vD6bM0nK7fH9jC4rX3yA5eL8oP2wS1zU6gI0qT9dN7mB3vR4cY6h"
+    "F2kJ5sL8xE1pW0aZ3tQ7uG9iO4nD2bM5rC8yH1jV6fK3sX0eA7wL4oP9zT2gU5qI8dN1mB6vR3cY0hF7kJ2sL5xE8pW3aZ0tQ4u=="
+)
+ENCRYPTED_GREETING = (
+    "gAAAAABoBr_KpJ3vL2q9XhQm7Yt4cN1sWfE8zRdU0aGkT6iBnO5xLyP3VwHjMrC9eZbF2uSgA7tKlD4qNoI1hXvY8mJcR6pW0sEzTfUyBdG"
+    "3aLnK5iQx9OvHrM2eCtJ7wPuS4bNgZ1lFkD8yAoV6qXhI0jTmE3cRsW9nUpB5zLvG2aYtK7iOdM4eFxQ1rHsC8wJgN6lPuZ0bVyA3kTqE=="
+)
+
+
+def responses_usage(input_tokens: int, output_tokens: int, reasoning_tokens: int = 0) -> Usage:
+    """Usage as the Responses API reports it: cache counts (here 0) and reasoning tokens always present."""
+    return Usage(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cache_read_tokens=0,
+        cache_write_tokens=0,
+        reasoning_tokens=reasoning_tokens,
+    )
+
 
 RESPONSES: dict[tuple[str, str], Expected] = {
     ("anthropic", "response_text.json"): Expected(
@@ -216,6 +270,47 @@ RESPONSES: dict[tuple[str, str], Expected] = {
         ],
         FinishReason.STOP,
         Usage(input_tokens=18, output_tokens=117),
+    ),
+    ("responses", "response_text.json"): Expected(
+        "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b",
+        "gpt-4.1-2025-04-14",
+        [("text", LUMINA)],
+        FinishReason.STOP,
+        responses_usage(36, 87),
+    ),
+    ("responses", "response_function_call.json"): Expected(
+        "resp_67ca09c5efe0819096d0511c92b8c890096610f474011cc0",
+        "gpt-4.1-2025-04-14",
+        [
+            (
+                "tool_call",
+                "call_unLAR8MvFNptuiZK6K6HCy5k",
+                "get_current_weather",
+                {"location": "Boston, MA", "unit": "celsius"},
+                None,
+            )
+        ],
+        # Responses has no finish reason for calls: a completed response that made one finished with TOOL_CALLS.
+        FinishReason.TOOL_CALLS,
+        responses_usage(291, 23),
+    ),
+    ("responses", "response_reasoning.json"): Expected(
+        "resp_67ccd7eca01881908ff0b5146584e408072912b2993db808",
+        "o1-2024-12-17",
+        [("text", "The classic tongue twister...")],
+        FinishReason.STOP,
+        responses_usage(81, 1035, reasoning_tokens=832),
+    ),
+    ("responses", "response_reasoning_summary.json"): Expected(
+        "resp_6876cf02a1b48192a6f1b2c3d4e5f60706fa2fcced15a5ac",
+        "gpt-5-2025-08-07",
+        [
+            # The item id is the part's signature; the encrypted content rides as redacted data.
+            ("reasoning", FRANCE_SUMMARY, RS_FRANCE, "responses", ENCRYPTED_FRANCE),
+            ("text", "The capital of France is Paris."),
+        ],
+        FinishReason.STOP,
+        responses_usage(13, 145, reasoning_tokens=128),
     ),
 }
 
@@ -370,6 +465,31 @@ STREAMS: dict[tuple[str, str], Expected] = {
         FinishReason.STOP,
         Usage(input_tokens=18, output_tokens=41),
     ),
+    ("responses", "stream_text.sse"): Expected(
+        "resp_67c9fdcecf488190bdd9a0409de3a1ec07b8b0ad4e5eb654",
+        "gpt-4.1-2025-04-14",
+        [("text", "Hi there! How can I assist you today?")],
+        FinishReason.STOP,
+        responses_usage(37, 11),
+    ),
+    ("responses", "stream_function_call.sse"): Expected(
+        "resp_1234xyz",
+        "gpt-4.1-2025-04-14",
+        [("tool_call", "call_1234xyz", "get_weather", {"location": "Paris, France"}, None)],
+        FinishReason.TOOL_CALLS,
+        responses_usage(57, 16),
+    ),
+    ("responses", "stream_reasoning.sse"): Expected(
+        "resp_6806bfc9f3f0819192f1a9fd51a3f4f70d3ce51bdffd5476",
+        "o4-mini-2025-04-16",
+        [
+            # A reasoning item arrives whole at its response.output_item.done, encrypted content included.
+            ("reasoning", GREETING_SUMMARY, RS_GREETING, "responses", ENCRYPTED_GREETING),
+            ("text", "Hello! How can I assist you today?"),
+        ],
+        FinishReason.STOP,
+        responses_usage(8, 150, reasoning_tokens=128),
+    ),
 }
 
 RAW_ARGUMENTS: dict[tuple[str, str], list[str]] = {
@@ -381,6 +501,8 @@ RAW_ARGUMENTS: dict[tuple[str, str], list[str]] = {
     ],
     ("openai", "stream_tool_calls.sse"): ['{"location":"Paris, France"}', '{"location":"Bogotá, Colombia"}'],
     ("openai", "response_tool_calls.json"): ['{\n"location": "Boston, MA"\n}'],
+    ("responses", "stream_function_call.sse"): ['{"location":"Paris, France"}'],
+    ("responses", "response_function_call.json"): ['{"location":"Boston, MA","unit":"celsius"}'],
 }
 
 
@@ -424,6 +546,10 @@ ERRORS: dict[tuple[str, str], ExpectedError] = {
     ("ollama", "error_404.json"): ExpectedError(UpstreamBadRequestError, 404, None, None, 'model "llama3" not found'),
     ("ollama", "error_429.json"): ExpectedError(UpstreamRateLimitError, 429, None, 20.0, "too many"),
     ("ollama", "error_500.json"): ExpectedError(UpstreamServerError, 500, None, None, "failed to generate"),
+    ("responses", "error_400.json"): ExpectedError(
+        UpstreamBadRequestError, 400, "invalid_request_error", None, "input_texts"
+    ),
+    ("responses", "error_429.json"): ExpectedError(UpstreamRateLimitError, 429, "tokens", 20.0, "Rate limit reached"),
 }
 
 IN_BAND_ERRORS: dict[tuple[str, str], tuple[type[UpstreamStatusError], int, str]] = {
@@ -443,8 +569,12 @@ def _ids(keys: Iterable[tuple[str, str]]) -> list[str]:
 
 
 def test_every_golden_file_is_checked_and_sourced() -> None:
-    on_disk = {(fmt, path.name) for fmt in TRANSLATORS for path in (FIXTURES / fmt).iterdir()} - {
-        (fmt, "SOURCES.md") for fmt in TRANSLATORS
+    assert sorted(path.name for path in FIXTURES.iterdir()) == sorted(TRANSLATORS)
+    on_disk = {
+        (fmt, path.name)
+        for fmt in TRANSLATORS
+        for path in (FIXTURES / fmt).iterdir()
+        if path.name != "SOURCES.md" and not path.name.startswith(REQUEST_PREFIX)
     }
     assert on_disk == {*RESPONSES, *STREAMS, *ERRORS, *IN_BAND_ERRORS}
     for fmt, name in sorted(on_disk):
@@ -467,14 +597,19 @@ def test_stream_golden_framing_is_the_providers(fmt: str, name: str) -> None:
     events = data[: -2 * len(eol)].split(eol + eol)
     for event in events:
         fields = event.split(eol)
-        if fmt == "anthropic":
-            # Anthropic names every event, and the name matches the type inside the data.
+        if fmt in ("anthropic", "responses"):
+            # Anthropic and Responses name every event, and the name matches the type inside the data.
             assert fields[0].startswith(b"event: ") and fields[1].startswith(b"data: ") and len(fields) == 2
             assert json.loads(fields[1][6:])["type"] == fields[0][7:].decode()
         else:
             assert len(fields) == 1 and fields[0].startswith(b"data: ")
     if fmt == "openai":
         assert events[-1] == b"data: [DONE]"
+    if fmt == "responses":
+        # Every Responses event counts up from 0, and the stream ends with the finished response.
+        payloads = [json.loads(event.split(eol)[1][6:]) for event in events]
+        assert [payload["sequence_number"] for payload in payloads] == list(range(len(events)))
+        assert payloads[-1]["type"] == "response.completed"
     if fmt == "gemini":
         assert b"\n" not in data.replace(b"\r\n", b"")
 
@@ -548,6 +683,60 @@ def test_anthropic_in_band_overload_is_not_retried_as_a_client_error() -> None:
 def test_deepseek_cache_hits_are_cache_reads() -> None:
     response = fold("openai", parse_stream("openai", [golden("openai", "stream_reasoning.sse")]))
     assert response.usage.cache_read_tokens == 16
+
+
+# --- the Responses goldens are what the official SDK reads --------------------------------------------------
+
+
+SDK_STREAM_EVENT: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+RESPONSES_BODIES = sorted(name for fmt, name in RESPONSES if fmt == "responses")
+RESPONSES_STREAMS = sorted(name for fmt, name in STREAMS if fmt == "responses")
+
+
+def sse_frames(data: bytes) -> list[tuple[str, bytes]]:
+    """A named-event SSE transcript as (event name, data) pairs."""
+    frames = []
+    for frame in data.removesuffix(b"\n\n").split(b"\n\n"):
+        event, payload = frame.split(b"\n")
+        frames.append((event.removeprefix(b"event: ").decode(), payload.removeprefix(b"data: ")))
+    return frames
+
+
+@pytest.mark.parametrize("name", RESPONSES_BODIES)
+def test_responses_body_golden_is_an_sdk_response(name: str) -> None:
+    body = Response.model_validate(json.loads(golden("responses", name)))
+    expected = RESPONSES["responses", name]
+    assert (body.id, body.model, body.status) == (expected.id, expected.model, "completed")
+    assert body.output_text == "".join(part[1] for part in expected.parts if part[0] == "text")
+    assert body.usage is not None
+    assert (body.usage.input_tokens, body.usage.output_tokens) == (
+        expected.usage.input_tokens,
+        expected.usage.output_tokens,
+    )
+    assert body.usage.output_tokens_details.reasoning_tokens == expected.usage.reasoning_tokens
+
+
+@pytest.mark.parametrize("name", RESPONSES_STREAMS)
+def test_responses_stream_golden_events_are_sdk_events(name: str) -> None:
+    frames = sse_frames(golden("responses", name))
+    events = [SDK_STREAM_EVENT.validate_json(payload) for _, payload in frames]
+    # Each event validates as the SDK class its name stands for, numbered from 0 without gaps.
+    assert [event.type for event in events] == [event_name for event_name, _ in frames]
+    assert [event.sequence_number for event in events] == list(range(len(events)))
+    final = events[-1]
+    assert isinstance(final, ResponseCompletedEvent)
+    expected = STREAMS["responses", name]
+    assert (final.response.id, final.response.model) == (expected.id, expected.model)
+    assert final.response.output_text == "".join(part[1] for part in expected.parts if part[0] == "text")
+
+
+@pytest.mark.parametrize("name", ["error_400.json", "error_429.json"])
+def test_responses_error_golden_has_the_sdk_error_shape(name: str) -> None:
+    error = ErrorObject.model_validate(json.loads(golden("responses", name))["error"])
+    assert (error.type, error.code) == {
+        "error_400.json": ("invalid_request_error", "invalid_value"),
+        "error_429.json": ("tokens", "rate_limit_exceeded"),
+    }[name]
 
 
 # --- chunking does not matter -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import sqlite3
 import threading
@@ -107,8 +108,15 @@ def test_serve_sigterm_lets_a_running_stream_finish(tmp_path, fake_upstream, ser
     assert fake_upstream.stream_completed.wait(5)
 
 
-def test_serve_two_workers_answer_and_stop(tmp_path, fake_upstream, server_factory):
+def test_serve_two_workers_need_redis(tmp_path, fake_upstream, server_factory):
     server = server_factory(["--config", str(_config(tmp_path, fake_upstream)), "--workers", "2"], _env())
+    assert server.wait(30) == 1
+    assert "set POLYROUTE_REDIS_URL" in server.output()
+
+
+def test_serve_two_workers_answer_and_stop(tmp_path, fake_upstream, server_factory, redis_url):
+    env = _env(POLYROUTE_REDIS_URL=redis_url)
+    server = server_factory(["--config", str(_config(tmp_path, fake_upstream)), "--workers", "2"], env)
     server.wait_ready(30)
     with openai.OpenAI(base_url=f"{server.url}/v1", api_key=ADMIN_KEY, max_retries=0) as client:
         _chat(client, 6)
@@ -134,20 +142,34 @@ def test_serve_logs_no_secret_even_at_debug(tmp_path, fake_upstream, server_fact
     assert ADMIN_KEY not in output
 
 
-def test_serve_without_admin_key_on_loopback_is_open_and_says_so(tmp_path, fake_upstream, server_factory):
+def test_serve_without_admin_key_generates_one_and_prints_it_once(tmp_path, fake_upstream, server_factory):
     server = server_factory(["--config", str(_config(tmp_path, fake_upstream))], {"MOCK_KEY": UPSTREAM_KEY})
     server.wait_ready()
-    response = httpx.get(f"{server.url}/v1/models")
-    assert response.status_code == 200
+    assert httpx.get(f"{server.url}/v1/models").status_code == 401
+    printed = re.search(r"generated the first admin key .*: (pr_admin_\S+)", server.output())
+    assert printed is not None
+    secret = printed.group(1)
+    keys = httpx.get(f"{server.url}/api/keys", headers={"Authorization": f"Bearer {secret}"})
+    assert keys.status_code == 200
+    assert keys.json()["data"][0]["type"] == "admin"
     server.signal(signal.SIGTERM)
     server.wait()
-    assert "POLYROUTE_ADMIN_KEY is not set" in server.output()
+    assert secret not in (server.data_dir / "polyroute.db").read_bytes().decode("latin-1")
 
 
-def test_serve_without_admin_key_on_all_interfaces_refuses_to_start(tmp_path, fake_upstream, server_factory):
-    server = server_factory(["--config", str(_config(tmp_path, fake_upstream)), "--host", "0.0.0.0"], {"MOCK_KEY": "k"})
-    assert server.wait(30) == 1
-    assert "POLYROUTE_ADMIN_KEY is not set" in server.output()
+def test_serve_without_keys_only_on_loopback(tmp_path, fake_upstream, server_factory):
+    open_env = {"MOCK_KEY": UPSTREAM_KEY, "POLYROUTE_REQUIRE_API_KEY": "false"}
+    server = server_factory(["--config", str(_config(tmp_path, fake_upstream))], open_env)
+    server.wait_ready()
+    assert httpx.get(f"{server.url}/v1/models").status_code == 200
+    server.signal(signal.SIGTERM)
+    server.wait()
+    assert "POLYROUTE_REQUIRE_API_KEY=false" in server.output()
+    refused = server_factory(
+        ["--config", str(_config(tmp_path, fake_upstream)), "--host", "0.0.0.0"], open_env, name="exposed"
+    )
+    assert refused.wait(30) == 1
+    assert "allowed only on a loopback host" in refused.output()
 
 
 def test_serve_zero_config_registers_catalog_services_and_starts_fast(tmp_path, server_factory):

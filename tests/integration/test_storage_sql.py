@@ -12,7 +12,7 @@ from polyroute.storage.migrate import upgrade
 from polyroute.storage.sql import SqlRequestLogSink, create_engine, ping
 from tests.storage_fixtures import make_record, migrate_to, schema_diff
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 async def test_upgrade_creates_schema_matching_tables(database_url: str) -> None:
@@ -190,3 +190,115 @@ async def test_ping_is_false_when_the_postgres_server_refuses(unused_tcp_port: i
         assert await ping(engine) is False
     finally:
         await engine.dispose()
+
+
+async def test_upgrade_creates_key_audit_and_settings_tables_with_indexes(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as conn:
+            key_indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("api_key"))
+            audit_indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("audit_log"))
+            setting_pk = await conn.run_sync(lambda c: inspect(c).get_pk_constraint("gateway_setting"))
+    finally:
+        await engine.dispose()
+    assert sorted((ix["name"], ix["column_names"], bool(ix["unique"])) for ix in key_indexes) == [
+        ("ix_api_key_created_at", ["created_at"], False),
+        ("ix_api_key_digest", ["digest"], True),
+    ]
+    assert [(ix["name"], ix["column_names"]) for ix in audit_indexes] == [("ix_audit_log_at", ["at"])]
+    assert setting_pk["constrained_columns"] == ["name"]
+
+
+async def test_upgrade_from_0002_keeps_rows_and_defaults_the_usage_columns(database_url: str) -> None:
+    await migrate_to(database_url, "0002")
+    old = [make_record(1, key_id="key_1", client_format="openai_chat"), make_record(2, status=500, error_code="x")]
+    old_columns = RequestRecord._fields[:17]
+    engine = create_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("request_log"))
+            assert [column["name"] for column in columns][1:] == list(old_columns)
+            insert = text(f"INSERT INTO request_log ({', '.join(old_columns)}) VALUES (:{', :'.join(old_columns)})")
+            await conn.execute(insert, [dict(zip(old_columns, record[:17], strict=True)) for record in old])
+        await upgrade(database_url)
+        sink = SqlRequestLogSink(engine)
+        assert await sink.recent() == old[::-1]
+        stored = (await sink.recent())[0]
+        assert stored[17:] == (None, None, None, None, False)
+        new = make_record(3, cache_read_tokens=5, cost_usd=0.5, estimated=True)
+        await sink.write_batch([new])
+        assert await sink.recent() == [new, *old[::-1]]
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("SELECT version_num FROM alembic_version")) == HEAD
+            assert await conn.run_sync(schema_diff) == []
+            for table in ("api_key", "audit_log", "gateway_setting"):
+                assert await conn.scalar(text(f"SELECT count(*) FROM {table}")) == 0
+    finally:
+        await engine.dispose()
+
+
+async def test_downgrade_to_0002_drops_what_0003_added_and_keeps_rows(database_url: str) -> None:
+    await upgrade(database_url)
+    engine = create_engine(database_url)
+    try:
+        usage = make_record(1, cache_read_tokens=1, cache_write_tokens=2, reasoning_tokens=3, cost_usd=0.25)
+        await SqlRequestLogSink(engine).write_batch([usage])
+        async with engine.begin() as conn:
+            await conn.execute(text("INSERT INTO gateway_setting VALUES ('a', '1', 0)"))
+        await migrate_to(database_url, "0002", downgrade=True)
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: inspect(c).get_table_names())
+            columns = await conn.run_sync(lambda c: inspect(c).get_columns("request_log"))
+            indexes = await conn.run_sync(lambda c: inspect(c).get_indexes("request_log"))
+            version = await conn.scalar(text("SELECT version_num FROM alembic_version"))
+            assert await conn.scalar(text("SELECT id FROM request_log")) == "req-000001"
+        await upgrade(database_url)
+        [again] = await SqlRequestLogSink(engine).recent()
+    finally:
+        await engine.dispose()
+    assert version == "0002"
+    assert {"api_key", "audit_log", "gateway_setting"}.isdisjoint(tables)
+    assert [column["name"] for column in columns] == ["seq", *RequestRecord._fields[:17]]
+    assert {ix["name"] for ix in indexes} == {"ix_request_log_created_at", "ix_request_log_key_id_created_at"}
+    assert again == usage._replace(
+        cache_read_tokens=None, cache_write_tokens=None, reasoning_tokens=None, cost_usd=None
+    )
+
+
+async def test_sink_round_trips_usage_columns(database_url: str) -> None:
+    await upgrade(database_url)
+    full = make_record(
+        1, cache_read_tokens=1024, cache_write_tokens=0, reasoning_tokens=77, cost_usd=0.000123456789, estimated=True
+    )
+    zero_cost = make_record(2, cost_usd=0.0, cache_read_tokens=0, reasoning_tokens=0)
+    engine = create_engine(database_url)
+    try:
+        sink = SqlRequestLogSink(engine)
+        await sink.write_batch([make_record(0), full, zero_cost])
+        newest, middle, oldest = await sink.recent()
+    finally:
+        await engine.dispose()
+    assert (newest, middle) == (zero_cost, full)
+    assert (middle.cost_usd, middle.estimated, middle.cache_write_tokens) == (0.000123456789, True, 0)
+    assert (newest.cost_usd, newest.estimated) == (0.0, False)
+    assert oldest[17:] == (None, None, None, None, False)
+
+
+async def test_sink_coerces_usage_values_a_database_rejects(database_url: str) -> None:
+    await upgrade(database_url)
+    records = [
+        make_record(0, cost_usd=float("nan"), cache_read_tokens=2**70),
+        make_record(1, cost_usd=float("inf"), reasoning_tokens=-(2**64), cache_write_tokens=2**63),
+        make_record(2, cost_usd=float("-inf"), estimated=True),
+    ]
+    engine = create_engine(database_url)
+    try:
+        sink = SqlRequestLogSink(engine)
+        await sink.write_batch(records)
+        first, second, third = sorted(await sink.recent(), key=lambda r: r.created_at)
+    finally:
+        await engine.dispose()
+    assert (first.cost_usd, first.cache_read_tokens) == (None, 2**63 - 1)
+    assert (second.cost_usd, second.reasoning_tokens, second.cache_write_tokens) == (None, -(2**63 - 1), 2**63 - 1)
+    assert (third.cost_usd, third.estimated) == (None, True)

@@ -46,14 +46,16 @@ class InferenceDispatcher:
         header = self._ids.assign(scope)
         started = False
 
+        state = scope["state"]
+
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", ()), header]
+                message["headers"] = [*message.get("headers", ()), header, *state.get("response_headers", ())]
             await send(message)
 
-        error = self._authenticator.check(scope)
+        error = await self._authenticator.check(scope)
         if error is not None:
             await send_error(scope, send_with_id, error)
             return

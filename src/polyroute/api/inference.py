@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from polyroute.api.access import Ticket
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import (
     JSON_HEADERS,
@@ -51,6 +52,7 @@ class InferenceEndpoint:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome = Outcome(self.format.value)
+        ticket: Ticket | None = None
         try:
             payload = parse_json_object(await read_body(scope, receive, self.services.max_body_bytes))
             request = await self.parse(scope, payload)
@@ -58,6 +60,7 @@ class InferenceEndpoint:
             deployment = outcome.deployment = self.services.routing.current.resolve(
                 request.model, provider=self.provider(scope, payload)
             )
+            ticket = await self.services.gate.admit(scope, deployment, request.model)
             exchange = Exchange(
                 scope=scope,
                 client=self.translator,
@@ -75,7 +78,11 @@ class InferenceEndpoint:
         except ClientDisconnectedError:
             outcome.fail(499, "client_disconnected")
         finally:
-            outcome.record(self.services.request_log, scope)
+            try:
+                outcome.price(self.services.prices)
+                await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
+            finally:
+                outcome.record(self.services.request_log, scope)
 
     async def parse(self, scope: Scope, payload: dict[str, Any]) -> ChatRequest:
         """The canonical request (the model as the client named it)."""
@@ -112,12 +119,15 @@ class InferenceEndpoint:
         if not exchange.request.stream:
             reply = await self.services.upstream.post(deployment.target, path, body)
             _note_answer(exchange, self.translator, reply.body)
-            headers = self.pipeline.headers(deployment, JSON_HEADERS)
+            headers = [
+                *self.pipeline.headers(deployment, JSON_HEADERS),
+                *exchange.outcome.usage_headers(self.services.prices),
+            ]
             await send_bytes(exchange.send, reply.status, reply.body, headers)
             return
         async with self.services.upstream.open_stream(deployment.target, path, body) as source:
-            headers = self.pipeline.headers(deployment, stream_headers(self.format))
-            await exchange.send({"type": "http.response.start", "status": 200, "headers": list(headers)})
+            start = self.pipeline.headers(deployment, stream_headers(self.format))
+            await exchange.send({"type": "http.response.start", "status": 200, "headers": list(start)})
             tap = _Tap(self.translator.stream_parser(provider=deployment.provider), deployment.target.wire_format)
             with DisconnectWatch(exchange.receive) as watch:
                 error = await _relay(source, tap, exchange)

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from polyroute.api.access import Ticket
 from polyroute.api.inference import InferenceEndpoint
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import SSE_HEADERS, Exchange, Pipeline, is_strict
@@ -84,6 +85,7 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         outcome = Outcome("openai")
+        ticket: Ticket | None = None
         try:
             payload = parse_json_object(await read_body(scope, receive, self.services.max_body_bytes))
             outcome.model, provider, outcome.is_stream = validate_chat(payload)
@@ -91,6 +93,7 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
             if pinned:
                 provider = _pinned_provider(pinned["provider"], provider)
             deployment = outcome.deployment = self.services.routing.current.resolve(outcome.model, provider=provider)
+            ticket = await self.services.gate.admit(scope, deployment, outcome.model)
             payload.pop("provider", None)
             if deployment.target.wire_format is not WireFormat.OPENAI:
                 exchange = Exchange(
@@ -117,7 +120,11 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         except ClientDisconnectedError:
             outcome.fail(499, "client_disconnected")
         finally:
-            outcome.record(self.services.request_log, scope)
+            try:
+                outcome.price(self.services.prices)
+                await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
+            finally:
+                outcome.record(self.services.request_log, scope)
 
     async def _complete(self, deployment: Deployment, data: bytes, send: Send, outcome: Outcome) -> None:
         reply = await self.services.upstream.post(deployment.target, _PATH, data)
@@ -125,7 +132,8 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         outcome.set_usage(openai_chat.parse_usage(answer))
         model = answer.get("model")
         outcome.upstream_model = model if isinstance(model, str) else None
-        await send_bytes(send, reply.status, reply.body, self.pipeline.headers(deployment, _JSON_HEADERS))
+        headers = [*self.pipeline.headers(deployment, _JSON_HEADERS), *outcome.usage_headers(self.services.prices)]
+        await send_bytes(send, reply.status, reply.body, headers)
 
     async def _stream(
         self, deployment: Deployment, data: bytes, receive: Receive, send: Send, outcome: Outcome

@@ -27,8 +27,9 @@ from polyroute.api.outcome import Outcome
 from polyroute.api.responses import ClientDisconnectedError, DisconnectWatch, send_bytes
 from polyroute.api.services import Services
 from polyroute.core.accumulate import Accumulator
+from polyroute.core.estimate import estimate_usage
 from polyroute.core.events import MessageStart, StreamEvent
-from polyroute.core.messages import ChatRequest, ChatResponse
+from polyroute.core.messages import ChatRequest, ChatResponse, ReasoningPart, TextPart
 from polyroute.core.signatures import seal_event, seal_response, unseal_request
 from polyroute.errors import (
     GatewayError,
@@ -200,7 +201,8 @@ class Pipeline:
         if on_result is not None:
             # Before the answer is sent: a client may follow up (previous_response_id) the moment it arrives.
             await on_result(exchange, response)
-        await send_bytes(exchange.send, 200, orjson.dumps(rendered), self.headers(deployment, JSON_HEADERS))
+        headers = [*self.headers(deployment, JSON_HEADERS), *exchange.outcome.usage_headers(self.services.prices)]
+        await send_bytes(exchange.send, 200, orjson.dumps(rendered), headers)
 
     async def _stream(
         self, exchange: Exchange, upstream: Translator, path: str, body: bytes, on_result: ResultHook | None
@@ -222,8 +224,14 @@ class Pipeline:
             return
         response = pump.accumulator.result() if pump.started_message else None
         if response is not None:
-            outcome.set_usage(response.usage)
             outcome.upstream_model = response.model or None
+            if response.usage.input_tokens is None and response.usage.output_tokens is None:
+                # Nothing reported (some streams): count, and say the counts are estimates.
+                text = "".join(p.text for p in response.parts if isinstance(p, TextPart | ReasoningPart))
+                outcome.set_usage(estimate_usage(exchange.request, text))
+                outcome.estimated = True
+            else:
+                outcome.set_usage(response.usage)
         if pump.error is not None:
             outcome.fail(pump.error.status_code, pump.error.code)
 

@@ -107,7 +107,13 @@ async def send_bytes(
 _PATH_FORMATS = (
     ("/v1/messages", WireFormat.ANTHROPIC),
     ("/v1beta/", WireFormat.GEMINI),
-    ("/api/", WireFormat.OLLAMA),
+    # Ollama's own routes; the rest of /api/ is management, which answers in OpenAI's shape.
+    ("/api/chat", WireFormat.OLLAMA),
+    ("/api/generate", WireFormat.OLLAMA),
+    ("/api/tags", WireFormat.OLLAMA),
+    ("/api/show", WireFormat.OLLAMA),
+    ("/api/version", WireFormat.OLLAMA),
+    ("/api/embed", WireFormat.OLLAMA),
     ("/v1/api/", WireFormat.OLLAMA),
     ("/v1/responses", WireFormat.RESPONSES),
 )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from polyroute.api.access import Gate
+from polyroute.api.pricing import Prices
 from polyroute.routing.table import LiveRoutingTable
 from polyroute.storage.base import RequestLog
 from polyroute.upstream.client import UpstreamClient
@@ -18,4 +20,6 @@ class Services:
     upstream: UpstreamClient
     images: ImageFetcher
     request_log: RequestLog
+    gate: Gate
+    prices: Prices
     max_body_bytes: int

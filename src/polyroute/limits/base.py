@@ -7,12 +7,22 @@ Semantics, the same in both:
 - Request limits (per minute, hour, day) are exact rolling windows: a request is admitted when fewer
   than the limit were admitted in the last 60 s / 3600 s / 86400 s, and admission counts it.
 - Token limits (per minute, day) are checked before a request (refused when the tokens charged in
-  the rolling window already reach the limit) and charged after it with the real usage.
+  the rolling window already reach the limit) and charged after it with the real usage. Charges
+  are summed in buckets (``TOKEN_BUCKETS_S``: 1 s for the minute, 60 s for the day) and a bucket
+  counts until its end plus the window, so a charge counts for at most one bucket longer, never less.
 - Concurrency: a lease per admitted request, given back by ``release``; a lease not given back
   (a crashed worker) expires after ``LEASE_TTL_S``.
 - Budgets are per UTC calendar day, ISO week (Monday 00:00 UTC), calendar month, and in total:
   refused when the spend already reaches a limit, charged after the request with its cost, so a
   request that crosses the limit finishes and the next one is refused.
+- Only what a key limits is kept: admissions are remembered for the longest request window it
+  limits, tokens in the token windows it limits, spend when it has a budget. ``charge`` records
+  what the key's latest admission through the same limiter object limited; a key with no limit and
+  no budget costs nothing.
+- When several checks refuse, the one that clears last is reported and ``retry_after_s`` is when all
+  have cleared; None when waiting cannot help (a total budget, or a limit of 0). Ties go to the
+  first in the order budget, requests, tokens, concurrency. A full concurrency limit suggests
+  ``CONCURRENCY_RETRY_S``.
 """
 
 from __future__ import annotations
@@ -25,6 +35,14 @@ from polyroute.core.keys import Budget, Limits
 
 LEASE_TTL_S: Final = 900.0
 """How long a concurrency lease lives if its request never gives it back."""
+CONCURRENCY_RETRY_S: Final = 1.0
+"""The retry suggested when the concurrency limit is full (when a lease comes back is unknowable)."""
+REQUEST_WINDOWS_S: Final = (("minute", 60.0), ("hour", 3600.0), ("day", 86400.0))
+"""The request windows: name (as in ``KeyState.requests``) and length."""
+TOKEN_WINDOWS_S: Final = (("minute", 60.0), ("day", 86400.0))
+"""The token windows: name (as in ``KeyState.tokens``) and length."""
+TOKEN_BUCKETS_S: Final = (1.0, 60.0)
+"""The resolution of each token window, in the order of ``TOKEN_WINDOWS_S``."""
 
 
 class Refusal(StrEnum):

@@ -10,21 +10,17 @@ loopback listener only) lets every request through, as the start-up log says.
 
 from __future__ import annotations
 
-import hashlib
+import time
 from collections.abc import Iterable
 from urllib.parse import unquote_to_bytes
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from polyroute.api.access import KeyRing
 from polyroute.api.responses import client_format, send_error
-from polyroute.errors import AuthenticationError
+from polyroute.core.keys import KeyStatus
+from polyroute.errors import AuthenticationError, GatewayError, PermissionDeniedError
 from polyroute.wire import WireFormat
-
-
-def hash_key(key: str) -> bytes:
-    """The digest a key is stored and compared as."""
-    return hashlib.sha256(key.encode()).digest()
-
 
 _KEY_HEADERS = (b"x-api-key", b"x-goog-api-key")
 
@@ -46,26 +42,61 @@ def presented_key(headers: Iterable[tuple[bytes, bytes]], *, path: str = "", que
     return None
 
 
+MANAGEMENT_PREFIXES = (
+    "/api/keys",
+    "/api/usage",
+    "/api/rate-limits",
+    "/api/compliance",
+    "/api/settings",
+    "/api/pricing",
+)
+"""Management routes: admin keys (or an admin session) only. Ollama's /api/chat etc. are inference."""
+
+
+def is_management(path: str) -> bool:
+    """Whether ``path`` is a management route."""
+    return path.startswith(MANAGEMENT_PREFIXES)
+
+
+def client_address(scope: Scope) -> str | None:
+    """The client's IP address as the server saw it."""
+    client = scope.get("client")
+    return client[0] if client else None
+
+
 class Authenticator:
-    """Decides whether a request's key is accepted; the verdict is an error to render, or None."""
+    """Decides whether a request's key is accepted; the verdict is an error to render, or None.
 
-    def __init__(self, *, key_hashes: Iterable[bytes], open_access: bool) -> None:
-        # A set lookup by SHA-256 digest: the stored value is a hash, so timing reveals nothing usable.
-        self._hashes = frozenset(key_hashes)
-        self._open = open_access
+    With ``keys`` None the gateway serves without keys (loopback only, enforced at start-up).
+    """
 
-    def check(self, scope: Scope) -> AuthenticationError | None:
-        """None when the request may proceed (its principal is then in ``scope["state"]``)."""
-        if self._open:
+    def __init__(self, *, keys: KeyRing | None) -> None:
+        self._keys = keys
+
+    async def check(self, scope: Scope) -> GatewayError | None:
+        """None when the request may proceed (its key is then ``scope["state"]["key"]``)."""
+        if self._keys is None:
             return None
-        key = presented_key(scope["headers"], path=scope["path"], query=scope.get("query_string", b""))
-        if key is None:
+        secret = presented_key(scope["headers"], path=scope["path"], query=scope.get("query_string", b""))
+        if secret is None:
             return AuthenticationError(
-                "missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
+                "missing API key: send it as 'Authorization: Bearer <key>' (or x-api-key, x-goog-api-key)",
+                code="missing_api_key",
             )
-        if hashlib.sha256(key).digest() not in self._hashes:
-            return AuthenticationError("invalid API key")
-        scope.setdefault("state", {})["principal"] = "admin"
+        key = await self._keys.find(secret)
+        if key is None:
+            return AuthenticationError("invalid API key", code="invalid_api_key")
+        if key.status is KeyStatus.REVOKED:
+            return PermissionDeniedError("this API key has been revoked", code="key_revoked")
+        if key.is_expired(time.time()):
+            return AuthenticationError("this API key has expired", code="key_expired")
+        if not key.allows_ip(client_address(scope)):
+            return PermissionDeniedError("this API key may not be used from this address", code="ip_not_allowed")
+        if is_management(scope["path"]) and not key.may_manage:
+            return PermissionDeniedError("management routes need an admin key", code="admin_key_required")
+        state = scope.setdefault("state", {})
+        state["key"] = key
+        state["key_id"] = key.id
         return None
 
 
@@ -79,7 +110,7 @@ class AuthenticationMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] not in self._public:
-            error = self._authenticator.check(scope)
+            error = await self._authenticator.check(scope)
             if error is not None:
                 await send_error(scope, send, error)
                 return

@@ -47,10 +47,12 @@ class RequestIdMiddleware:
             await self.app(scope, receive, send)
             return
         header = self._ids.assign(scope)
+        state = scope["state"]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                # Headers a handler asked for on whatever response goes out (X-RateLimit-*, errors included).
+                message["headers"] = [*message.get("headers", ()), header, *state.get("response_headers", ())]
             await send(message)
 
         await self.app(scope, receive, send_with_id)

@@ -1,4 +1,4 @@
-"""The routing file (YAML): providers, their credentials and models, and aliases.
+"""The routing file (YAML): providers, their credentials and models, aliases, and price overrides.
 
 ``load_routing_config(path, environ)`` reads and validates it. Every problem is reported with its
 path (``providers[2].base_url: not a URL``); unknown keys are errors. ``${VAR}`` and
@@ -9,13 +9,23 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from polyroute.errors import ConfigError
 from polyroute.wire import WireFormat
@@ -87,6 +97,46 @@ class ProviderConfig(_Frozen):
         return (self.api_key,) if self.api_key else ()
 
 
+UsdPerMillion = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
+"""A price in US dollars per million tokens: a finite, non-negative number."""
+
+
+class PriceOverride(_Frozen):
+    """Prices for the models one ``prices`` key matches, in USD per million tokens.
+
+    A price left out is unknown, not zero: a request that needs it gets no cost (see ``routing.pricing``).
+    """
+
+    input: UsdPerMillion | None = None
+    output: UsdPerMillion | None = None
+    cache_read: UsdPerMillion | None = None
+    cache_write: UsdPerMillion | None = None
+
+    @model_validator(mode="after")
+    def _some_price(self) -> PriceOverride:
+        if self.input is None and self.output is None and self.cache_read is None and self.cache_write is None:
+            raise ValueError("give at least one of input, output, cache_read, cache_write")
+        return self
+
+
+PriceKey = Annotated[str, Field(min_length=1, max_length=256)]
+"""``model``, ``provider/model`` (when the part before the first ``/`` names a provider), ``*`` wildcards allowed."""
+
+_PRICE_OVERRIDES: TypeAdapter[dict[PriceKey, PriceOverride]] = TypeAdapter(dict[PriceKey, PriceOverride])
+
+
+def parse_price_overrides(raw: object) -> dict[str, PriceOverride]:
+    """Validate a ``prices`` mapping given at run time (the routing file's is validated with the file).
+
+    Raises:
+        ConfigError: listing every problem as ``prices.<key>.<field>: message``.
+    """
+    try:
+        return _PRICE_OVERRIDES.validate_python(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe({**e, "loc": ("prices", *e["loc"])}) for e in exc.errors()]) from None
+
+
 class RoutingConfig(_Frozen):
     """The whole routing file."""
 
@@ -94,6 +144,8 @@ class RoutingConfig(_Frozen):
     aliases: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
         default_factory=dict
     )
+    prices: dict[PriceKey, PriceOverride] = Field(default_factory=dict)
+    """Per-model price overrides, applied over the built-in table (``routing/prices.yaml``)."""
 
     @field_validator("providers")
     @classmethod

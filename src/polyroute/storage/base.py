@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import Literal, NamedTuple, Protocol, TypedDict, Unpack
 
 from polyroute.core.keys import ApiKey, KeyStatus, KeyType
 from polyroute.types import JSONObject, JSONValue
@@ -50,15 +50,17 @@ class RequestRecord(NamedTuple):
     upstream_format: str | None = None
     """The wire format sent to the upstream; None when no upstream was called."""
     dropped_fields: str | None = None
-    """Comma-separated request fields the upstream's format could not carry."""
+    """Comma-separated request fields the upstream format could not carry (``top_k,logit_bias``); None if none."""
     cache_read_tokens: int | None = None
+    """Prompt tokens served from the provider's prompt cache; None when not reported."""
     cache_write_tokens: int | None = None
+    """Prompt tokens written to the provider's prompt cache; None when not reported."""
     reasoning_tokens: int | None = None
+    """Completion tokens spent on reasoning; None when not reported."""
     cost_usd: float | None = None
     """Tokens x price; None when the price (or the usage) is unknown, never 0 for unknown."""
     estimated: bool = False
     """Whether the token counts were estimated because the upstream reported none."""
-    """Comma-separated request fields the upstream format could not carry (``top_k,logit_bias``); None if none."""
 
 
 class RequestLog(Protocol):
@@ -74,6 +76,54 @@ class RequestLogSink(Protocol):
 
     async def write_batch(self, entries: Sequence[RequestRecord]) -> None:
         """Store all of ``entries`` atomically, or raise (the caller may then retry the same batch)."""
+        ...
+
+
+class LogPage(NamedTuple):
+    """One page of request-log rows (``RequestRecord`` fields as a dict), newest first, and how many match in all."""
+
+    rows: list[JSONObject]
+    total: int
+
+
+class LogFilters(TypedDict, total=False):
+    """Filters of ``UsageQueries.logs``; a row must match every one given (None filters nothing)."""
+
+    key_id: str | None
+    model: str | None
+    """The model name the client asked for (``requested_model``)."""
+    provider: str | None
+    status: int | None
+    """The HTTP status sent to the client."""
+    since: float | None
+    """Only rows with ``created_at >= since`` (Unix seconds)."""
+
+
+class UsageQueries(Protocol):
+    """Reads over the request log for usage reports and budgets, and its retention purge."""
+
+    async def history(
+        self,
+        *,
+        bucket: Literal["hour", "day"],
+        group_by: Literal["key", "model", "provider"] | None,
+        since: float,
+        until: float,
+        key_id: str | None = None,
+    ) -> list[JSONObject]:
+        """Totals per UTC time bucket (and per group) of the requests in ``since <= created_at < until``."""
+        ...
+
+    async def logs(self, *, limit: int, offset: int = 0, **filters: Unpack[LogFilters]) -> LogPage:
+        """Request-log rows matching every given filter, newest first."""
+        ...
+
+    async def spend(self, key_id: str, *, since: float) -> float:
+        """The summed ``cost_usd`` of ``key_id``'s requests since ``since`` (Unix seconds); unknown costs add 0."""
+        ...
+
+    async def purge_request_logs_older_than(self, cutoff: float) -> int:
+        """Delete every request record created before ``cutoff`` (Unix seconds); return how many were deleted."""
         ...
 
 

@@ -14,9 +14,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import BigInteger, event, func, select, text
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from polyroute.storage.base import RequestRecord
 from polyroute.storage.tables import request_log
@@ -82,6 +85,31 @@ async def migration_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConne
             if conn.dialect.name == "postgresql":
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
             yield conn
+
+
+class FloorInt(FunctionElement[int]):
+    """``floor(x)`` as a 64-bit integer on every dialect, e.g. ``FloorInt(column.op("/")(literal_column("3600.0")))``.
+
+    SQLite has ``floor()`` only when built with its math functions, and ``CAST`` truncates there but
+    rounds on Postgres, so each dialect has its own SQL. ``x`` is repeated on SQLite: give it no bound
+    parameters (use ``literal_column`` for constants), so ``GROUP BY`` can match the same text.
+    """
+
+    type = BigInteger()
+    name = "floor_int"
+    inherit_cache = True
+
+
+@compiles(FloorInt)
+def _dialect_floor_postgres(element: FloorInt, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CAST(floor({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+@compiles(FloorInt, "sqlite")
+def _dialect_floor_sqlite(element: FloorInt, compiler: SQLCompiler, **kw: Any) -> str:
+    # CAST truncates toward zero; a comparison is 0 or 1 in SQLite, which corrects negative non-integers.
+    x = compiler.process(element.clauses, **kw)
+    return f"(CAST({x} AS INTEGER) - ({x} < CAST({x} AS INTEGER)))"
 
 
 class SqlRequestLogSink:
@@ -195,15 +223,26 @@ def _is_storable(entry: RequestRecord) -> bool:
     """The common case, checked cheaply.
 
     Only values that come from outside are checked (paths, model names, upstream codes, the client's
-    field names and token counts); the rest are made by the gateway itself.
+    field names, token counts and the cost computed from them); the rest are made by the gateway itself.
     """
     for value in (entry.endpoint, entry.requested_model, entry.upstream_model, entry.error_code, entry.dropped_fields):
         if value is not None and (len(value) > _MAX_TEXT_CHARS or not value.isascii() or "\x00" in value):
             return False
-    for count in (entry.prompt_tokens, entry.completion_tokens):
+    counts = (
+        entry.prompt_tokens,
+        entry.completion_tokens,
+        entry.cache_read_tokens,
+        entry.cache_write_tokens,
+        entry.reasoning_tokens,
+    )
+    for count in counts:
         if count is not None and not -_INT64_MAX <= count <= _INT64_MAX:
             return False
-    return math.isfinite(entry.latency_ms) and (entry.ttft_ms is None or math.isfinite(entry.ttft_ms))
+    return (
+        math.isfinite(entry.latency_ms)
+        and (entry.ttft_ms is None or math.isfinite(entry.ttft_ms))
+        and (entry.cost_usd is None or math.isfinite(entry.cost_usd))
+    )
 
 
 def _storable(value: object, *, nullable: bool) -> object:

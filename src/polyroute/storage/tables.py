@@ -1,13 +1,14 @@
 """SQLAlchemy Core table definitions; ``migrations/versions`` must create exactly these.
 
-``created_at`` columns are a float of Unix seconds (``DOUBLE PRECISION`` on Postgres, ``REAL`` on
-SQLite), not a ``DateTime``: it is stored and compared the same way on both dialects, round-trips
-``time.time()`` exactly, and avoids SQLite's timezone-less text timestamps.
+Times (``created_at``, ``at``, ...) are a float of Unix seconds (``DOUBLE PRECISION`` on Postgres,
+``REAL`` on SQLite), not a ``DateTime``: stored and compared the same way on both dialects, they
+round-trip ``time.time()`` exactly and avoid SQLite's timezone-less text timestamps. Structured values
+are JSON in ``Text`` columns, not JSON/JSONB: they are never queried inside, and read back as written.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Double, Index, Integer, MetaData, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Double, Index, Integer, MetaData, Table, Text, false
 
 metadata = MetaData(
     naming_convention={
@@ -45,6 +46,12 @@ request_log = Table(
     Column("client_format", Text, nullable=True),
     Column("upstream_format", Text, nullable=True),
     Column("dropped_fields", Text, nullable=True),
+    Column("cache_read_tokens", BigInteger, nullable=True),
+    Column("cache_write_tokens", BigInteger, nullable=True),
+    Column("reasoning_tokens", BigInteger, nullable=True),
+    Column("cost_usd", Double, nullable=True),
+    # A constant server default, so adding the column to a full table rewrites nothing (Postgres 11+, SQLite).
+    Column("estimated", Boolean, nullable=False, server_default=false()),
     Index(None, "created_at"),
     # (key_id, created_at) serves both "rows of key K" and "rows of key K in a time range".
     Index(None, "key_id", "created_at"),
@@ -63,4 +70,52 @@ stored_response = Table(
     Column("response", Text, nullable=False),
     # Lookups go by id (the primary key); created_at serves the retention purge.
     Index(None, "created_at"),
+)
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", Text, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("digest", Text, nullable=False),
+    Column("display", Text, nullable=False),
+    Column("name", Text, nullable=True),
+    Column("owner", Text, nullable=True),
+    Column("metadata", Text, nullable=False),
+    Column("models", Text, nullable=False),
+    Column("limits", Text, nullable=False),
+    Column("budget", Text, nullable=False),
+    Column("ips", Text, nullable=False),
+    Column("no_log", Boolean, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("expires_at", Double, nullable=True),
+    Column("revoked_at", Double, nullable=True),
+    Column("rotated_from", Text, nullable=True),
+    # Every authenticated request looks its key up by digest; unique, so a secret names one key.
+    Index(None, "digest", unique=True),
+    # Listing is newest first.
+    Index(None, "created_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("at", Double, nullable=False),
+    Column("actor", Text, nullable=True),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=True),
+    Column("ip", Text, nullable=True),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Index(None, "at"),
+)
+
+gateway_setting = Table(
+    "gateway_setting",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
 )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from dataclasses import replace
 from typing import Any
 
 import orjson
 import pytest
 from starlette.types import Message, Receive, Scope, Send
 
-from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator, hash_key, presented_key
+from polyroute.api.access import KeyRing
+from polyroute.core.keys import ApiKey, KeyStatus, KeyType, digest
+from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator, presented_key
+from polyroute.storage.base import KeyPage
 
 ADMIN_KEY = "pr-admin-0123456789abcdef"
 OTHER_KEY = "pr-second-key-fedcba9876543210"
@@ -36,8 +41,44 @@ def http_scope(path: str = "/v1/chat/completions", *headers: tuple[bytes, bytes]
     return {"type": "http", "method": "POST", "path": path, "headers": list(headers), "state": {}}
 
 
+class DictKeyStore:
+    """Keys by digest in a dict (the SQL store is tested against real databases elsewhere); counts lookups."""
+
+    def __init__(self, keys: list[ApiKey]) -> None:
+        self.keys = {key.digest: key for key in keys}
+        self.lookups = 0
+
+    async def by_digest(self, key_digest: str) -> ApiKey | None:
+        self.lookups += 1
+        return self.keys.get(key_digest)
+
+    async def create(self, key: ApiKey) -> None:
+        self.keys[key.digest] = key
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        return next((k for k in self.keys.values() if k.id == key_id), None)
+
+    async def list(self, **_: Any) -> KeyPage:
+        return KeyPage(list(self.keys.values()), len(self.keys))
+
+    async def update(self, key: ApiKey) -> None:
+        self.keys[key.digest] = key
+
+    async def count(self) -> int:
+        return len(self.keys)
+
+
+def stored(secret: str, key_type: KeyType = KeyType.ADMIN, **changes: Any) -> ApiKey:
+    key = ApiKey(id=f"key_{secret[-4:]}", type=key_type, digest=digest(secret), display=secret[:8], created_at=0.0)
+    return replace(key, **changes)
+
+
 async def call(
-    scope: dict[str, Any], *, open_access: bool = False, keys: tuple[str, ...] = (ADMIN_KEY,)
+    scope: dict[str, Any],
+    *,
+    open_access: bool = False,
+    keys: tuple[str, ...] = (ADMIN_KEY,),
+    records: list[ApiKey] | None = None,
 ) -> tuple[Inner, list[Message]]:
     inner = Inner()
     sent: list[Message] = []
@@ -45,9 +86,10 @@ async def call(
     async def send(message: Message) -> None:
         sent.append(message)
 
+    store = DictKeyStore(records if records is not None else [stored(k) for k in keys])
     middleware = AuthenticationMiddleware(
         inner,
-        authenticator=Authenticator(key_hashes=[hash_key(k) for k in keys], open_access=open_access),
+        authenticator=Authenticator(keys=None if open_access else KeyRing(store)),
         public_paths=PUBLIC,
     )
     await middleware(scope, no_body, send)
@@ -77,7 +119,7 @@ async def test_authentication_valid_key_passes_and_sets_principal(header: tuple[
     inner, sent = await call(http_scope("/v1/chat/completions", header))
 
     assert len(inner.calls) == 1
-    assert inner.calls[0]["state"]["principal"] == "admin"
+    assert inner.calls[0]["state"]["key"].type is KeyType.ADMIN
     assert sent[0]["status"] == 204
 
 
@@ -92,7 +134,7 @@ async def test_authentication_public_path_passes_without_key(path: str) -> None:
     inner, sent = await call(http_scope(path))
 
     assert len(inner.calls) == 1
-    assert "principal" not in inner.calls[0]["state"]
+    assert "key" not in inner.calls[0]["state"]
     assert sent[0]["status"] == 204
 
 
@@ -184,15 +226,57 @@ async def test_authentication_public_paths_match_exactly() -> None:
 # Helpers
 
 
-def test_hash_key_is_stable_sha256_digest() -> None:
-    assert hash_key(ADMIN_KEY) == hash_key(ADMIN_KEY)
-    assert hash_key(ADMIN_KEY) == hashlib.sha256(ADMIN_KEY.encode()).digest()
-    assert len(hash_key(ADMIN_KEY)) == 32
+def test_digest_is_stable_sha256_hex() -> None:
+    assert digest(ADMIN_KEY) == hashlib.sha256(ADMIN_KEY.encode()).hexdigest()
+    assert digest(ADMIN_KEY.encode()) == digest(ADMIN_KEY)
+    assert digest(ADMIN_KEY) != digest(OTHER_KEY)
 
 
-def test_hash_key_differs_per_key() -> None:
-    assert hash_key(ADMIN_KEY) != hash_key(OTHER_KEY)
-    assert hash_key("k\u00e9y") == hashlib.sha256("k\u00e9y".encode()).digest()
+@pytest.mark.parametrize(
+    ("record", "path", "status", "code"),
+    [
+        (stored(ADMIN_KEY, status=KeyStatus.REVOKED), "/v1/models", 403, "key_revoked"),
+        (stored(ADMIN_KEY, expires_at=1.0), "/v1/models", 401, "key_expired"),
+        (stored(ADMIN_KEY, ips=("10.0.0.0/8",)), "/v1/models", 403, "ip_not_allowed"),
+        (stored(ADMIN_KEY, KeyType.FULL), "/api/keys", 403, "admin_key_required"),
+        (stored(ADMIN_KEY, KeyType.TEST), "/api/usage/history", 403, "admin_key_required"),
+    ],
+    ids=["revoked", "expired", "ip", "full-on-management", "test-on-management"],
+)
+async def test_authentication_refusals(record: ApiKey, path: str, status: int, code: str) -> None:
+    scope = http_scope(path, (b"x-api-key", ADMIN_KEY.encode()))
+    scope["client"] = ("127.0.0.1", 5000)
+    inner, sent = await call(scope, records=[record])
+
+    assert inner.calls == []
+    assert rejection(sent)[0] == status
+    assert rejection(sent)[2]["error"]["code"] == code
+
+
+async def test_inference_keys_may_call_ollama_routes_under_api() -> None:
+    scope = http_scope("/api/chat", (b"x-api-key", ADMIN_KEY.encode()))
+    inner, _ = await call(scope, records=[stored(ADMIN_KEY, KeyType.TEST, expires_at=time.time() + 60)])
+
+    assert len(inner.calls) == 1
+
+
+async def test_invalid_keys_are_remembered_briefly() -> None:
+    store = DictKeyStore([])
+    ring = KeyRing(store, negative_ttl_s=60)
+    for _ in range(100):
+        assert await ring.find(b"pr_full_guess") is None
+    assert store.lookups == 1
+
+
+async def test_valid_keys_are_cached_for_the_ttl_only() -> None:
+    store = DictKeyStore([stored(ADMIN_KEY)])
+    ring = KeyRing(store, ttl_s=0.05)
+    for _ in range(10):
+        assert await ring.find(ADMIN_KEY.encode()) is not None
+    assert store.lookups == 1
+    time.sleep(0.06)
+    await ring.find(ADMIN_KEY.encode())
+    assert store.lookups == 2
 
 
 def test_presented_key_first_usable_header_wins() -> None:

@@ -13,6 +13,7 @@ from polyroute.errors import (
     AuthenticationError,
     GatewayError,
     InvalidRequestError,
+    LimiterUnavailableError,
     MethodNotAllowedError,
     ModelNotFoundError,
     NoDeploymentAvailableError,
@@ -86,6 +87,7 @@ _RENDERED_TYPES: dict[type[GatewayError], str] = {
     UpstreamProtocolError: "api_error",
     # Every deployment is failing or cooling down: Anthropic's SDKs back off and retry on overloaded_error.
     NoDeploymentAvailableError: "overloaded_error",
+    LimiterUnavailableError: "api_error",
 }
 """Gateway error class → Anthropic ``error.type``; the nearest class in the MRO wins."""
 

@@ -1,0 +1,197 @@
+"""``SqlUsageQueries``: usage reports, request-log pages, spend and the retention purge over ``request_log``.
+
+Buckets are UTC hours or days starting at ``floor(created_at / size) * size`` (Unix seconds), computed
+in SQL the same way on SQLite and PostgreSQL (``sql.FloorInt``). A "model" is the name the client
+asked for (``requested_model``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal, Unpack
+
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Double,
+    Integer,
+    Select,
+    case,
+    cast,
+    delete,
+    func,
+    literal_column,
+    select,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from polyroute.storage.base import LogFilters, LogPage, RequestRecord
+from polyroute.storage.encoding import is_storable_text
+from polyroute.storage.sql import FloorInt
+from polyroute.storage.tables import request_log
+from polyroute.types import JSONObject
+
+__all__ = ["LogFilters", "LogPage", "SqlUsageQueries"]
+
+_BUCKET_S: Final = {"hour": 3600, "day": 86400}
+_GROUP_COLUMNS: Final = {
+    "key": request_log.c.key_id,
+    "model": request_log.c.requested_model,
+    "provider": request_log.c.provider,
+}
+_TOKEN_COLUMNS: Final = (
+    "prompt_tokens",
+    "completion_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+_LOG_COLUMNS: Final = tuple(request_log.c[name] for name in RequestRecord._fields)
+_PURGE_BATCH: Final = 5000
+
+
+class SqlUsageQueries:
+    """A ``UsageQueries`` over SQLAlchemy Core."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def history(
+        self,
+        *,
+        bucket: Literal["hour", "day"],
+        group_by: Literal["key", "model", "provider"] | None,
+        since: float,
+        until: float,
+        key_id: str | None = None,
+    ) -> list[JSONObject]:
+        """Totals per UTC time bucket (and per group) of the requests in ``since <= created_at < until``.
+
+        Each row has ``bucket`` (its start, Unix seconds), ``group`` (the key id, model or provider; None
+        when not grouping or not recorded), ``requests``, ``errors`` (status >= 400), the summed token
+        counts (``prompt_tokens``, ``completion_tokens``, ``cache_read_tokens``, ``cache_write_tokens``,
+        ``reasoning_tokens``; unreported counts add 0) and ``cost_usd`` (None when no row's cost is known).
+        Rows are ordered by bucket, then group (by code point, None last). Only buckets with requests appear.
+
+        Raises:
+            ValueError: an unknown ``bucket`` or ``group_by``.
+        """
+        if bucket not in _BUCKET_S:
+            raise ValueError(f"bucket must be one of {sorted(_BUCKET_S)}, not {bucket!r}")
+        if group_by is not None and group_by not in _GROUP_COLUMNS:
+            raise ValueError(f"group_by must be None or one of {sorted(_GROUP_COLUMNS)}, not {group_by!r}")
+        if key_id is not None and not is_storable_text(key_id):
+            return []
+        query = _history_query(_BUCKET_S[bucket], _GROUP_COLUMNS[group_by] if group_by else None, since, until, key_id)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        history = [_history_row(row._mapping) for row in rows]
+        # Sorted here, not in SQL: SQLite and Postgres collate text (and place NULLs) differently.
+        history.sort(key=lambda row: (row["bucket"], row["group"] is None, row["group"] or ""))
+        return history
+
+    async def logs(self, *, limit: int, offset: int = 0, **filters: Unpack[LogFilters]) -> LogPage:
+        """Request-log rows matching every given filter, newest first, and how many match in all.
+
+        Filters: ``key_id``, ``model`` (the requested model), ``provider``, ``status`` and ``since``
+        (``created_at >= since``). Each row is the ``RequestRecord`` fields as a dict.
+
+        Raises:
+            ValueError: ``limit`` or ``offset`` is negative.
+        """
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        texts = {
+            request_log.c.key_id: filters.get("key_id"),
+            request_log.c.requested_model: filters.get("model"),
+            request_log.c.provider: filters.get("provider"),
+        }
+        if any(value is not None and not is_storable_text(value) for value in texts.values()):
+            return LogPage([], 0)  # the sink never stores such text, so nothing can match
+        conditions: list[ColumnElement[bool]] = [
+            column == value for column, value in texts.items() if value is not None
+        ]
+        status, since = filters.get("status"), filters.get("since")
+        if status is not None:
+            conditions.append(request_log.c.status == status)
+        if since is not None:
+            conditions.append(request_log.c.created_at >= since)
+        page = (
+            select(*_LOG_COLUMNS)
+            .where(*conditions)
+            .order_by(request_log.c.created_at.desc(), request_log.c.seq.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        counted = select(func.count()).select_from(request_log).where(*conditions)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(page)).all()
+            total = await conn.scalar(counted)
+        return LogPage([row._asdict() for row in rows], int(total or 0))
+
+    async def spend(self, key_id: str, *, since: float) -> float:
+        """The summed ``cost_usd`` of ``key_id``'s requests with ``created_at >= since``; unknown costs add 0."""
+        if not is_storable_text(key_id):
+            return 0.0
+        query = select(func.coalesce(func.sum(request_log.c.cost_usd), 0.0)).where(
+            request_log.c.key_id == key_id, request_log.c.created_at >= since
+        )
+        async with self._engine.connect() as conn:
+            total = await conn.scalar(query)
+        return float(total or 0.0)
+
+    async def purge_request_logs_older_than(self, cutoff: float, *, batch_size: int = _PURGE_BATCH) -> int:
+        """Delete every request record created before ``cutoff`` (Unix seconds); return how many were deleted.
+
+        Deletes ``batch_size`` rows per transaction, so writers (SQLite's single write lock) wait at most
+        one batch; rows older than ``cutoff`` written meanwhile are deleted too.
+
+        Raises:
+            ValueError: ``batch_size`` is not positive.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be positive")
+        doomed = select(request_log.c.seq).where(request_log.c.created_at < cutoff).limit(batch_size)
+        statement = delete(request_log).where(request_log.c.seq.in_(doomed.scalar_subquery()))
+        deleted = 0
+        while True:
+            async with self._engine.begin() as conn:
+                result: CursorResult[Any] = await conn.execute(statement)
+            deleted += result.rowcount
+            if result.rowcount < batch_size:
+                return deleted
+
+
+def _history_query(
+    size_s: int, group: ColumnElement[Any] | None, since: float, until: float, key_id: str | None
+) -> Select[Any]:
+    # Literal constants, not bound parameters: GROUP BY must repeat the SELECT expression's exact text.
+    # Both operands are doubles, so a plain "/" divides exactly as Python's / does.
+    hours_or_days = request_log.c.created_at.op("/", return_type=Double)(literal_column(f"{size_s}.0", Double))
+    start = FloorInt(hours_or_days) * literal_column(str(size_s), Integer)
+    conditions = [request_log.c.created_at >= since, request_log.c.created_at < until]
+    if key_id is not None:
+        conditions.append(request_log.c.key_id == key_id)
+    query = select(
+        start.label("bucket"),
+        (group if group is not None else literal_column("NULL")).label("grp"),
+        func.count().label("requests"),
+        func.count(case((request_log.c.status >= 400, 1))).label("errors"),
+        # Summed as doubles: exact below 2**53, and never SQLite's "integer overflow" error.
+        *(func.coalesce(func.sum(cast(request_log.c[name], Double)), 0.0).label(name) for name in _TOKEN_COLUMNS),
+        func.sum(request_log.c.cost_usd).label("cost_usd"),
+    ).where(*conditions)
+    return query.group_by(start, group) if group is not None else query.group_by(start)
+
+
+def _history_row(values: Any) -> JSONObject:
+    row: JSONObject = {
+        "bucket": int(values["bucket"]),
+        "group": values["grp"],
+        "requests": int(values["requests"]),
+        "errors": int(values["errors"]),
+    }
+    for name in _TOKEN_COLUMNS:
+        row[name] = int(values[name])
+    cost = values["cost_usd"]
+    row["cost_usd"] = None if cost is None else float(cost)
+    return row
