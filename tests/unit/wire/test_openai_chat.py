@@ -498,9 +498,7 @@ RENDER_CASES: dict[type[GatewayError], Rendered] = {
         Rendered(
             errors.NoDeploymentAvailableError("all failed"), 503, "service_unavailable_error", "all_models_failed"
         ),
-        Rendered(
-            errors.LimiterUnavailableError("redis down"), 503, "service_unavailable_error", "limiter_unavailable"
-        ),
+        Rendered(errors.LimiterUnavailableError("redis down"), 503, "service_unavailable_error", "limiter_unavailable"),
     ]
 }
 
