@@ -25,6 +25,7 @@ import pytest
 from polyroute.core.accumulate import Accumulator
 from polyroute.core.events import StreamEvent
 from polyroute.core.messages import ChatResponse, ReasoningPart, TextPart, ToolCallPart
+from polyroute.core.reasoning import ForeignReasoningFilter
 from polyroute.errors import UpstreamStatusError
 from polyroute.wire import WireFormat
 from polyroute.wire.registry import TRANSLATORS
@@ -64,6 +65,14 @@ def parse_stream(fmt: WireFormat, data: bytes) -> list[StreamEvent]:
     return [*parser.feed(data), *parser.finish()]
 
 
+def crossing(events: list[StreamEvent], upstream: WireFormat, client: WireFormat) -> list[StreamEvent]:
+    """The events as the pipeline passes them to a client of another format."""
+    if upstream is client:
+        return events
+    keep = ForeignReasoningFilter(keep_text=client is not WireFormat.ANTHROPIC)
+    return [passed for event in events for passed in keep.feed(event)]
+
+
 def render_stream(fmt: WireFormat, events: Iterable[StreamEvent]) -> bytes:
     renderer = TRANSLATORS[fmt].stream_renderer(now_s=0)
     return b"".join([frame for event in events for frame in renderer.feed(event)] + renderer.finish())
@@ -77,9 +86,12 @@ def fold(events: Iterable[StreamEvent]) -> ChatResponse:
 
 
 def streamed(fmt: str, name: str, client: WireFormat) -> tuple[ChatResponse, ChatResponse]:
-    """The upstream's fold, and the fold of what a client of format ``client`` is sent."""
+    """The upstream's fold, and the fold of what a client of format ``client`` is sent.
+
+    Across formats the events pass the gateway's reasoning filter first, as api/pipeline.py does.
+    """
     events = parse_stream(WireFormat(fmt), golden(fmt, name))
-    relayed = parse_stream(client, render_stream(client, events))
+    relayed = parse_stream(client, render_stream(client, crossing(events, WireFormat(fmt), client)))
     return fold(events), fold(relayed)
 
 
@@ -173,34 +185,26 @@ class ItemIds(Outcome):
         return [(text, item_id, None) for (text, _, _), item_id in zip(upstream, self.ids, strict=True)]
 
 
-@dataclass(frozen=True)
-class WithoutRedacted(Outcome):
-    """The signature reaches the client (the renderer cannot tell whose it is); encrypted data does not."""
-
-    def apply(self, upstream: Sequence[Seal]) -> list[Seal]:
-        return [(text, signature, None) for text, signature, _ in upstream]
-
-
 NO_SIGNATURE_OPENAI = "Chat Completions' reasoning_content has no field for a signature or encrypted reasoning"
 NO_SIGNATURE_OLLAMA = "Ollama's thinking has no field for a signature or encrypted reasoning"
 ITEM_ID = (
     "a Responses reasoning item is known by its id, derived from the response id and its position; Anthropic and"
     " Gemini signatures cannot be sent back to OpenAI, so they are not carried"
 )
-FOREIGN_SIGNATURE = (
-    "stream events do not say which format made a signature, so the renderer passes it on (for Gemini clients"
-    " this is a known gap in docs/formats/gemini.md; Anthropic's renderer does the same)"
-)
+FOREIGN_SIGNATURE = "across formats the pipeline strips signatures and encrypted reasoning from streamed reasoning"
+SIGNED_ONLY = "an Anthropic client takes reasoning only signed by its own provider: a crossing stream drops it"
 OWN_ONLY = "render_response sends reasoning only to the format that made it (docs/translation.md, Reasoning)"
 
 REASONING: dict[tuple[str, str, WireFormat], Outcome] = {
     ("anthropic", "stream_thinking.sse", WireFormat.OPENAI): Unsigned(NO_SIGNATURE_OPENAI),
     ("anthropic", "stream_thinking.sse", WireFormat.OLLAMA): Unsigned(NO_SIGNATURE_OLLAMA),
-    ("anthropic", "stream_thinking.sse", WireFormat.GEMINI): Outcome(FOREIGN_SIGNATURE),
+    ("anthropic", "stream_thinking.sse", WireFormat.GEMINI): Unsigned(FOREIGN_SIGNATURE),
     ("anthropic", "stream_thinking.sse", WireFormat.RESPONSES): ItemIds(ITEM_ID, ("rs_msg_01..._0",)),
     ("gemini", "stream_thinking.sse", WireFormat.OPENAI): Unsigned(NO_SIGNATURE_OPENAI),
     ("gemini", "stream_thinking.sse", WireFormat.OLLAMA): Unsigned(NO_SIGNATURE_OLLAMA),
-    ("gemini", "stream_thinking.sse", WireFormat.ANTHROPIC): Outcome(FOREIGN_SIGNATURE),
+    ("gemini", "stream_thinking.sse", WireFormat.ANTHROPIC): Dropped(SIGNED_ONLY),
+    ("openai", "stream_reasoning.sse", WireFormat.ANTHROPIC): Dropped(SIGNED_ONLY),
+    ("ollama", "stream_thinking.ndjson", WireFormat.ANTHROPIC): Dropped(SIGNED_ONLY),
     ("gemini", "stream_thinking.sse", WireFormat.RESPONSES): ItemIds(
         ITEM_ID, ("rs_mV42aePxMo2pvr0PkbSg4A0_0", "rs_mV42aePxMo2pvr0PkbSg4A0_2")
     ),
@@ -210,11 +214,8 @@ REASONING: dict[tuple[str, str, WireFormat], Outcome] = {
     ),
     ("responses", "stream_reasoning.sse", WireFormat.OPENAI): Unsigned(NO_SIGNATURE_OPENAI),
     ("responses", "stream_reasoning.sse", WireFormat.OLLAMA): Unsigned(NO_SIGNATURE_OLLAMA),
-    ("responses", "stream_reasoning.sse", WireFormat.GEMINI): WithoutRedacted(FOREIGN_SIGNATURE),
-    # OpenAI's encrypted reasoning means nothing to Anthropic; the summary text may travel as unsigned thinking.
-    ("responses", "stream_reasoning.sse", WireFormat.ANTHROPIC): Unsigned(
-        "an Anthropic client must not be handed OpenAI's encrypted reasoning"
-    ),
+    ("responses", "stream_reasoning.sse", WireFormat.GEMINI): Unsigned(FOREIGN_SIGNATURE),
+    ("responses", "stream_reasoning.sse", WireFormat.ANTHROPIC): Dropped(SIGNED_ONLY),
     ("ollama", "response_thinking.json", WireFormat.ANTHROPIC): Dropped(OWN_ONLY),
     ("ollama", "response_thinking.json", WireFormat.GEMINI): Dropped(OWN_ONLY),
     ("ollama", "response_thinking.json", WireFormat.RESPONSES): ItemIds(ITEM_ID, ("rs_ollama-20250529093556836222_0",)),
@@ -235,14 +236,8 @@ ORDER_BUG = (
     " OpenAI chat parser ends that part at the end of the stream, after the message item (output_index 1) has"
     " started, so the re-parsed answer puts the text before the reasoning"
 )
-REDACTED_BUG = (
-    "Anthropic StreamRenderer writes a Responses upstream's encrypted_content as a redacted_thinking block"
-    " (data = OpenAI's encrypted reasoning) and then streams the summary as thinking_delta events into that"
-    " redacted_thinking block"
-)
 XFAIL: dict[tuple[str, tuple[str, str, WireFormat]], str] = {
     ("order", ("openai", "stream_reasoning.sse", WireFormat.RESPONSES)): ORDER_BUG,
-    ("reasoning", ("responses", "stream_reasoning.sse", WireFormat.ANTHROPIC)): REDACTED_BUG,
 }
 
 
@@ -314,7 +309,10 @@ def test_stream_reaches_every_client_format(fmt: str, name: str, client: WireFor
 @pytest.mark.parametrize(("fmt", "name", "client"), pairs(STREAM_GOLDENS, "order"))
 def test_stream_keeps_the_order_of_parts(fmt: str, name: str, client: WireFormat) -> None:
     upstream, relayed = streamed(fmt, name, client)
-    assert order(relayed) == order(upstream)
+    kept = order(upstream)
+    if isinstance(REASONING.get((fmt, name, client)), Dropped):
+        kept = [kind for kind in kept if kind != "reasoning"]
+    assert order(relayed) == kept
 
 
 @pytest.mark.parametrize(("fmt", "name", "client"), pairs(STREAM_GOLDENS, "reasoning"))
@@ -348,16 +346,14 @@ def test_response_reasoning_follows_the_table(fmt: str, name: str, client: WireF
     assert seals(relayed) == REASONING.get((fmt, name, client), KEEP).apply(seals(upstream))
 
 
-@pytest.mark.xfail(strict=True, reason=REDACTED_BUG)
 def test_anthropic_client_gets_no_foreign_redacted_thinking() -> None:
     events = parse_stream(WireFormat.RESPONSES, golden("responses", "stream_reasoning.sse"))
-    data = render_stream(WireFormat.ANTHROPIC, events)
+    data = render_stream(WireFormat.ANTHROPIC, crossing(events, WireFormat.RESPONSES, WireFormat.ANTHROPIC))
     frames = [json.loads(line[6:]) for line in data.split(b"\n") if line.startswith(b"data: ")]
     blocks = {
         frame["index"]: frame["content_block"]["type"] for frame in frames if frame["type"] == "content_block_start"
     }
     deltas = [frame["delta"]["type"] for frame in frames if frame["type"] == "content_block_delta"]
-    # The summary may reach an Anthropic client as unsigned thinking, then the answer as text; deltas only ever
-    # go to block types that take them.
-    assert blocks == {0: "thinking", 1: "text"}
-    assert deltas == ["thinking_delta"] + ["text_delta"] * 9
+    # The reasoning is left out (it could only be forged as Anthropic's); the answer is the first block.
+    assert blocks == {0: "text"}
+    assert deltas == ["text_delta"] * 9

@@ -30,6 +30,7 @@ from polyroute.core.accumulate import Accumulator
 from polyroute.core.estimate import estimate_usage
 from polyroute.core.events import MessageStart, StreamEvent
 from polyroute.core.messages import ChatRequest, ChatResponse, ReasoningPart, TextPart
+from polyroute.core.reasoning import ForeignReasoningFilter
 from polyroute.core.signatures import seal_event, seal_response, unseal_request
 from polyroute.errors import (
     GatewayError,
@@ -248,6 +249,7 @@ class _Pump:
         "headers",
         "on_result",
         "parser",
+        "reasoning",
         "renderer",
         "started",
         "started_message",
@@ -268,6 +270,9 @@ class _Pump:
         self.headers = headers
         self.accumulator = Accumulator(source_format=exchange.deployment.target.wire_format.value)
         self.cross_format = exchange.deployment.target.wire_format is not exchange.client.FORMAT
+        # Anthropic clients take reasoning only with the signature of the model that made it.
+        keep_text = exchange.client.FORMAT is not WireFormat.ANTHROPIC
+        self.reasoning = ForeignReasoningFilter(keep_text=keep_text) if self.cross_format else None
         self.error: GatewayError | None = None
         self.started = False
         """Whether the response has begun (its status is then sent, and errors go in-band)."""
@@ -305,6 +310,8 @@ class _Pump:
                 await self._emit(partial, [])
 
     async def _emit(self, events: list[StreamEvent], tail: list[bytes]) -> None:
+        if self.reasoning is not None:
+            events = [passed for event in events for passed in self.reasoning.feed(event)]
         frames: list[bytes] = []
         response_id = self.exchange.response_id
         for event in events:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from polyroute.core.keys import Budget, Limits
 from polyroute.limits.base import LEASE_TTL_S, Limiter
 from polyroute.limits.memory import InProcessLimiter
-from tests.unit.limits.reference import PROGRAMS, Program, check_against_model
+from tests.unit.limits.reference import PROGRAMS, Program, check_against_model, in_thread
 from tests.unit.limits.scenarios import (
     CALENDAR_INSTANTS,
     NO_BUDGET,
@@ -36,10 +36,13 @@ def test_in_process_limiter_satisfies_the_protocol() -> None:
     assert limiter is not None
 
 
-@settings(max_examples=400, deadline=None)
-@given(program=PROGRAMS)
-def test_in_process_limiter_matches_the_reference_model(program: Program) -> None:
-    asyncio.run(check_against_model(InProcessLimiter(), "key_model", program))
+def test_in_process_limiter_matches_the_reference_model() -> None:
+    @settings(max_examples=400, deadline=None)
+    @given(program=PROGRAMS)
+    def run(program: Program) -> None:
+        asyncio.run(check_against_model(InProcessLimiter(), "key_model", program))
+
+    in_thread(run)
 
 
 @pytest.mark.parametrize("moment", CALENDAR_INSTANTS, ids=lambda moment: moment.isoformat())
@@ -48,11 +51,14 @@ async def test_in_process_budget_periods_end_where_the_calendar_says(moment: dat
     assert await budget_waits(InProcessLimiter(), "key_calendar", now) == expected_waits(now)
 
 
-@settings(max_examples=300, deadline=None)
-@given(seconds=st.integers(0, 2**33), eighths=st.integers(0, 7))
-def test_in_process_budget_periods_match_datetime_anywhere(seconds: int, eighths: int) -> None:
-    now = seconds + eighths / 8
-    assert asyncio.run(budget_waits(InProcessLimiter(), "key_calendar", now)) == expected_waits(now)
+def test_in_process_budget_periods_match_datetime_anywhere() -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(seconds=st.integers(0, 2**33), eighths=st.integers(0, 7))
+    def run(seconds: int, eighths: int) -> None:
+        now = seconds + eighths / 8
+        assert asyncio.run(budget_waits(InProcessLimiter(), "key_calendar", now)) == expected_waits(now)
+
+    in_thread(run)
 
 
 async def test_admit_without_limits_returns_the_shared_verdict_and_keeps_nothing() -> None:
