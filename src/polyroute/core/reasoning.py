@@ -53,4 +53,3 @@ class ForeignReasoningFilter:
         self._numbers[event.index] = self._next
         self._next += 1
         return [replace(event, index=self._numbers[event.index])]
-
