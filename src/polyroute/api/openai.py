@@ -39,6 +39,7 @@ _PATH = "/chat/completions"
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
 _DONE = b"data: [DONE]\n\n"
 _END = {"type": "http.response.body", "body": b"", "more_body": False}
+_USAGE_KEY = b'"usage"'
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -109,9 +110,10 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
                 await self.pipeline.serve(exchange)
                 return
             payload["model"] = deployment.model
+            hide_usage = outcome.is_stream and deployment.target.stream_usage and _ask_for_usage(payload)
             data = orjson.dumps(payload)
             if outcome.is_stream:
-                await self._stream(deployment, data, receive, send, outcome)
+                await self._stream(deployment, data, receive, send, outcome, hide_usage=hide_usage)
             else:
                 await self._complete(deployment, data, send, outcome)
         except GatewayError as error:
@@ -136,14 +138,14 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         await send_bytes(send, reply.status, reply.body, headers)
 
     async def _stream(
-        self, deployment: Deployment, data: bytes, receive: Receive, send: Send, outcome: Outcome
+        self, deployment: Deployment, data: bytes, receive: Receive, send: Send, outcome: Outcome, *, hide_usage: bool
     ) -> None:
         tap = openai_chat.StreamTap()
         async with self.services.upstream.open_stream(deployment.target, _PATH, data) as upstream:
             headers = list(self.pipeline.headers(deployment, SSE_HEADERS))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             with DisconnectWatch(receive) as watch:
-                error = await _relay(upstream, tap, send, outcome)
+                error = await _relay(upstream, tap, send, outcome, hide_usage=hide_usage)
             if watch.disconnected:
                 outcome.fail(499, "client_disconnected")
         outcome.upstream_model = tap.model or None
@@ -171,9 +173,12 @@ def _pinned_provider(provider: str, from_body: str | None) -> str:
 
 
 async def _relay(
-    upstream: UpstreamStream, tap: openai_chat.StreamTap, send: Send, outcome: Outcome
+    upstream: UpstreamStream, tap: openai_chat.StreamTap, send: Send, outcome: Outcome, *, hide_usage: bool
 ) -> UpstreamError | None:
-    """Copy the upstream's bytes to the client as they arrive; an upstream failure is returned, not raised."""
+    """Copy the upstream's bytes to the client as they arrive; an upstream failure is returned, not raised.
+
+    With ``hide_usage`` the usage-only chunk the gateway asked for is left out of what the client gets.
+    """
     while True:
         try:
             chunk = await upstream.read()
@@ -183,7 +188,23 @@ async def _relay(
             return None
         outcome.mark_first_byte()
         tap.feed(chunk)
+        if hide_usage and _USAGE_KEY in chunk:
+            chunk = openai_chat.drop_usage_chunk(chunk)
+            if not chunk:
+                continue
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+
+def _ask_for_usage(payload: dict[str, Any]) -> bool:
+    """Ask for the final usage chunk if the client did not; True when the client did not (so it is hidden)."""
+    options = payload.get("stream_options")
+    if isinstance(options, dict):
+        if options.get("include_usage") is True:
+            return False
+        payload["stream_options"] = {**options, "include_usage": True}
+    else:
+        payload["stream_options"] = {"include_usage": True}
+    return True
 
 
 def _load_answer(body: bytes, deployment: Deployment) -> dict[str, Any]:

@@ -44,6 +44,7 @@ class CatalogEntry:
     key_env: str
     models_url: str | None = None
     is_keyless: bool = False
+    stream_usage: bool = True
 
 
 def load_catalog() -> tuple[CatalogEntry, ...]:
@@ -56,6 +57,7 @@ def load_catalog() -> tuple[CatalogEntry, ...]:
             key_env=item["key_env"],
             models_url=item.get("models_url"),
             is_keyless=bool(item.get("keyless", False)),
+            stream_usage=bool(item.get("stream_usage", True)),
         )
         for item in yaml.safe_load(text)
     )
@@ -78,6 +80,7 @@ def zero_config_providers(environ: Mapping[str, str], *, include_keyless: bool) 
             base_url=entry.base_url,
             api_key=key or None,
             models_url=entry.models_url,
+            stream_usage=entry.stream_usage,
         )
         found.append((config, reason))
     return found

@@ -80,6 +80,10 @@ class ProviderConfig(_Frozen):
     models_url: Annotated[str, BeforeValidator(lambda v: _check_url(v) if isinstance(v, str) else v)] | None = None
     """Where the model list lives when it is not the format's usual path under ``base_url``."""
     timeout_s: Annotated[float, Field(gt=0)] | None = None
+    stream_usage: bool = True
+    """OpenAI format: when a client streams without asking for usage, ask the upstream for its final usage
+    chunk anyway (for accounting) and keep that chunk from the client; false for servers that refuse
+    ``stream_options``."""
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ProviderConfig:

@@ -48,7 +48,13 @@ def make_target(config: ProviderConfig, timeouts: Timeouts) -> UpstreamTarget:
     endpoint = Endpoint(
         name=config.name, wire_format=config.format, base_url=config.base_url, models_url=config.models_url
     )
-    return UpstreamTarget(endpoint, credentials=config.credentials, headers=config.headers, timeouts=timeouts)
+    return UpstreamTarget(
+        endpoint,
+        credentials=config.credentials,
+        headers=config.headers,
+        timeouts=timeouts,
+        stream_usage=config.stream_usage,
+    )
 
 
 def initial_table(

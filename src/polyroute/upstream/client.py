@@ -69,14 +69,23 @@ class UpstreamTarget:
         "name",
         "secrets",
         "stream_timeout",
+        "stream_usage",
         "timeout",
         "wire_format",
     )
 
     def __init__(
-        self, endpoint: Endpoint, *, credentials: Sequence[str], headers: Mapping[str, str], timeouts: Timeouts
+        self,
+        endpoint: Endpoint,
+        *,
+        credentials: Sequence[str],
+        headers: Mapping[str, str],
+        timeouts: Timeouts,
+        stream_usage: bool = True,
     ) -> None:
         self.name = endpoint.name
+        self.stream_usage = stream_usage
+        """Whether a streamed OpenAI-format request may ask for the final usage chunk (``stream_options``)."""
         self.wire_format = wire_format = endpoint.wire_format
         self.base_url = endpoint.base_url.rstrip("/")
         self.models_url = endpoint.models_url or self.base_url + _MODEL_LIST_PATHS[wire_format]

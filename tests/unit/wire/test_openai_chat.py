@@ -23,7 +23,7 @@ from polyroute.errors import (
     UpstreamServerError,
 )
 from polyroute.wire.openai_chat.errors import parse_error, render_error, render_stream_error
-from polyroute.wire.openai_chat.relay import MAX_INSPECTED_LINE_BYTES, StreamTap, parse_usage
+from polyroute.wire.openai_chat.relay import MAX_INSPECTED_LINE_BYTES, StreamTap, drop_usage_chunk, parse_usage
 from polyroute.wire.upstream_errors import MAX_ERROR_MESSAGE_CHARS
 
 MODEL = "gpt-4o-2024-08-06"
@@ -573,3 +573,17 @@ def test_stream_tap_unfinished_line_over_the_cap_is_dropped_not_hoarded() -> Non
     tap.feed(b'\ndata: {"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}\n\n')
     assert tap.usage is not None
     assert (tap.usage.input_tokens, tap.usage.output_tokens) == (3, 4)
+
+
+def test_drop_usage_chunk_removes_only_whole_usage_only_events() -> None:
+    text = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    usage = b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'
+    done = b"data: [DONE]\n\n"
+    assert drop_usage_chunk(text + usage + done) == text + done
+    assert drop_usage_chunk(usage.replace(b"\n\n", b"\r\n\r\n") + done) == done
+    spaced = b'data: {"choices": [], "usage": {"prompt_tokens": 3}}\n\n'
+    assert drop_usage_chunk(spaced) == b""
+    null_usage = b'data: {"choices":[],"usage":null}\n\n'
+    assert drop_usage_chunk(null_usage) == null_usage
+    cut = usage[:30]
+    assert drop_usage_chunk(text + cut) == text + cut

@@ -7,6 +7,7 @@ Same-format traffic is relayed as bytes; this module supplies what the relay nee
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import orjson
@@ -119,3 +120,31 @@ def _load_event(data: bytes) -> JSONObject | None:
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, dict) else None
+
+
+_EVENT_END = re.compile(rb"(\r?\n\r?\n)")
+_EMPTY_CHOICES = (b'"choices":[]', b'"choices": []')
+_USAGE_OBJECT = (b'"usage":{', b'"usage": {')
+
+
+def _is_usage_only(event: bytes) -> bool:
+    return (
+        event.startswith(b"data:")
+        and any(marker in event for marker in _EMPTY_CHOICES)
+        and any(marker in event for marker in _USAGE_OBJECT)
+    )
+
+
+def drop_usage_chunk(chunk: bytes) -> bytes:
+    """``chunk`` without the complete usage-only events in it (``"choices": []`` and a ``usage`` object).
+
+    For a client that did not ask for usage while the gateway did: the rest of the bytes pass unchanged.
+    An event split across reads is left alone (the client then sees one extra, valid chunk).
+    """
+    pieces = _EVENT_END.split(chunk)
+    kept: list[bytes] = []
+    for i in range(0, len(pieces) - 1, 2):
+        if not _is_usage_only(pieces[i]):
+            kept += (pieces[i], pieces[i + 1])
+    kept.append(pieces[-1])
+    return b"".join(kept)
