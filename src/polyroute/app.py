@@ -6,7 +6,8 @@ Outermost is ``InferenceDispatcher``: the chat inference paths (``/v1/chat/compl
 measurement behind it). Every other request goes to Starlette, whose middleware order is,
 outermost first (Starlette adds ServerErrorMiddleware outside and ExceptionMiddleware inside):
 1. RequestIdMiddleware: every response, errors included, carries ``x-request-id``.
-2. AuthenticationMiddleware: no key, no entry (except ``/health`` and ``/ready``).
+2. AuthenticationMiddleware: the IP filter, then no key, no entry (a login session will do on management
+   routes); ``/health`` and ``/ready`` skip both, login and logout skip the key check.
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from polyroute import settings as settings_module
 from polyroute.api.access import Gate, KeyRing
 from polyroute.api.admin import KeysApi, MonitorApi
 from polyroute.api.anthropic import CountTokensEndpoint, messages_endpoint
+from polyroute.api.auth import OPEN_PATHS, LoginApi, LoginThrottle, Passwords
 from polyroute.api.dispatch import InferenceDispatcher
 from polyroute.api.gemini import GeminiModels, GenerateContentEndpoint
 from polyroute.api.health import Readiness, health
+from polyroute.api.ip_filter import IpFilter, IpFilterApi
 from polyroute.api.key_service import KeyService
 from polyroute.api.models import ModelListing
 from polyroute.api.ollama import GenerateEndpoint, OllamaModels, chat_endpoint
@@ -43,7 +46,9 @@ from polyroute.api.pipeline import Pipeline
 from polyroute.api.pricing import Prices, PricingApi
 from polyroute.api.responses import gateway_error_handler, http_exception_handler, unexpected_error_handler
 from polyroute.api.services import Services
+from polyroute.api.sessions import Sessions
 from polyroute.api.usage import Retention, UsageApi
+from polyroute.core.passwords import password_problem
 from polyroute.errors import ConfigError, GatewayError
 from polyroute.limits.base import Limiter
 from polyroute.limits.memory import InProcessLimiter
@@ -90,6 +95,8 @@ def check_settings(settings: Settings) -> None:
             f"{settings.workers} workers need shared state for rate limits, concurrency and budgets: "
             "set POLYROUTE_REDIS_URL (e.g. redis://127.0.0.1:6379/0), or run one worker"
         )
+    if settings.initial_password and (problem := password_problem(settings.initial_password.get_secret_value())):
+        problems.append(f"POLYROUTE_INITIAL_PASSWORD {problem}")
     if problems:
         raise ConfigError(problems)
 
@@ -179,6 +186,9 @@ class _Components:
     limiter: Limiter
     usage: SqlUsageQueries
     settings_store: SqlSettingsStore
+    passwords: Passwords
+    sessions: Sessions
+    ip_filter: IpFilter
     retention: Retention
     hot: Mapping[str, ASGIApp]
     """The inference endpoints by path, served by the dispatcher's fast path (Starlette routes the same
@@ -231,6 +241,7 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
     pipeline = Pipeline(services)
     responses = SqlResponseStore(engine)
     ollama_chat = chat_endpoint(pipeline)
+    settings_store = SqlSettingsStore(engine)
     hot: dict[str, ASGIApp] = {
         "/v1/chat/completions": ChatCompletionsEndpoint(pipeline),
         "/v1/messages": messages_endpoint(pipeline),
@@ -251,7 +262,10 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         ring=ring,
         limiter=limiter,
         usage=usage,
-        settings_store=SqlSettingsStore(engine),
+        settings_store=settings_store,
+        passwords=Passwords(settings_store),
+        sessions=Sessions(settings_store),
+        ip_filter=IpFilter(settings_store),
         retention=Retention(usage, days=settings.log_retention_days),
         hot=hot,
     )
@@ -264,6 +278,10 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
             await upgrade(parts.settings.resolved_database_url)
             await bootstrap_admin_key(parts.keys, parts.settings)
         await parts.pipeline.services.prices.load_overrides(parts.settings_store)
+        initial = parts.settings.initial_password
+        await parts.passwords.bootstrap(initial.get_secret_value() if initial else None)
+        await parts.ip_filter.load()
+        parts.ip_filter.start()
         await parts.upstream.start()
         await parts.request_log.start()
         await parts.discovery.start()
@@ -277,6 +295,7 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
         try:
             yield
         finally:
+            await parts.ip_filter.aclose()
             await parts.retention.aclose()
             await parts.limiter.aclose()
             await parts.discovery.aclose()
@@ -304,6 +323,10 @@ def _routes(parts: _Components) -> list[Route]:
     usage = UsageApi(parts.usage, parts.keys, parts.limiter)
     pricing = PricingApi(parts.pipeline.services.prices, parts.settings_store, parts.keys.audit)
     gemini_generate = GenerateContentEndpoint(parts.pipeline)
+    login = LoginApi(
+        parts.passwords, parts.sessions, store=parts.settings_store, audit=parts.keys.audit, throttle=LoginThrottle()
+    )
+    ip_filter = IpFilterApi(parts.ip_filter, parts.settings_store, parts.keys.audit)
     return [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in hot.items()),
         Route("/v1/providers/{provider}/chat/completions", hot["/v1/chat/completions"], methods=["POST"]),
@@ -334,6 +357,13 @@ def _routes(parts: _Components) -> list[Route]:
         Route("/api/pricing", pricing.show, methods=["GET"]),
         Route("/api/pricing", pricing.replace, methods=["PUT"]),
         Route("/api/compliance/audit-log", monitor.audit_log, methods=["GET"]),
+        Route("/api/auth/login", login.login, methods=["POST"]),
+        Route("/api/auth/logout", login.logout, methods=["POST"]),
+        Route("/api/auth/password", login.change_password, methods=["PUT"]),
+        Route("/api/settings/require-login", login.require_login, methods=["GET"]),
+        Route("/api/settings/require-login", login.set_require_login, methods=["PUT"]),
+        Route("/api/settings/ip-filter", ip_filter.show, methods=["GET"]),
+        Route("/api/settings/ip-filter", ip_filter.replace, methods=["PUT"]),
         Route("/v1/models", gemini_models.or_openai(listing.list_models, gemini_models.list_models), methods=["GET"]),
         Route("/v1/models/list", listing.list_models_by_type, methods=["GET"]),
         Route(
@@ -362,7 +392,9 @@ def create_app(
     check_settings(settings)
     parts = _components(settings, routing, environ)
     ids = RequestIds()
-    authenticator = Authenticator(keys=parts.ring)
+    authenticator = Authenticator(
+        keys=parts.ring, sessions=parts.sessions, ip_filter=parts.ip_filter, open_paths=OPEN_PATHS
+    )
     middleware = [
         Middleware(RequestIdMiddleware, ids=ids),
         Middleware(AuthenticationMiddleware, authenticator=authenticator, public_paths=PUBLIC_PATHS),

@@ -133,9 +133,11 @@ class RateLimitedError(RequestError):
     error_type = "rate_limit_error"
     default_code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after_s: float, code: str | None = None) -> None:
-        super().__init__(message, code=code, headers={"Retry-After": str(max(1, round(retry_after_s)))})
+    def __init__(self, message: str, *, retry_after_s: float | None, code: str | None = None) -> None:
+        headers = {"Retry-After": str(max(1, round(retry_after_s)))} if retry_after_s is not None else {}
+        super().__init__(message, code=code, headers=headers)
         self.retry_after_s = retry_after_s
+        """Seconds until a retry can succeed; None when waiting will not help (no ``Retry-After`` is sent)."""
 
 
 class UpstreamError(GatewayError):

@@ -113,7 +113,7 @@ def test_redis_limiter_matches_the_reference_model(redis_server: str, prefix: st
         with asyncio.Runner() as runner:
             shared = RedisLimiter(redis_server, prefix=prefix, clock="caller")
 
-            @settings(max_examples=150, deadline=None)
+            @settings(max_examples=300, deadline=None)
             @given(program=PROGRAMS)
             def run(program: Program) -> None:
                 runner.run(check_against_model(shared, f"key_{next(key_ids)}", program))

@@ -124,3 +124,35 @@ async def test_get_unstorable_name_is_none(settings: SqlSettingsStore) -> None:
     await settings.put("a", 1)
     assert await settings.get("a\x00") is None
     assert await settings.get("\ud800") is None
+
+
+async def test_delete_removes_one_name(settings: SqlSettingsStore) -> None:
+    await settings.put("a", 1)
+    await settings.put("b", 2)
+    assert await settings.delete("a") is True
+    assert await settings.delete("a") is False
+    assert await settings.delete("a\x00") is False
+    assert [await settings.get(name) for name in ("a", "b")] == [None, 2]
+
+
+async def test_purge_removes_names_with_the_prefix_only(settings: SqlSettingsStore) -> None:
+    for name in ("auth.session.1", "auth.session.2", "auth.sessionX", "auth.password", "ip_filter"):
+        await settings.put(name, 1)
+    assert await settings.purge("auth.session.") == 2
+    assert [row[0] for row in await stored_rows(settings)] == ["auth.sessionX", "auth.password", "ip_filter"]
+
+
+async def test_purge_treats_like_wildcards_in_the_prefix_literally(settings: SqlSettingsStore) -> None:
+    await settings.put("a_b%c.1", 1)
+    await settings.put("aXbYc.1", 2)
+    assert await settings.purge("a_b%c.") == 1
+    assert await settings.get("aXbYc.1") == 2
+
+
+async def test_purge_updated_before_keeps_newer_writes(settings: SqlSettingsStore) -> None:
+    await settings.put("s.old", 1)
+    await settings.put("s.new", 2)
+    async with settings._engine.begin() as conn:
+        await conn.execute(text("UPDATE gateway_setting SET updated_at = 1000 WHERE name = 's.old'"))
+    assert await settings.purge("s.", updated_before=time.time() - 60) == 1
+    assert [await settings.get(name) for name in ("s.old", "s.new")] == [None, 2]

@@ -12,6 +12,8 @@ charges the tokens and the cost.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,10 +22,12 @@ from starlette.types import Scope
 
 from polyroute.core.keys import ApiKey, digest
 from polyroute.core.messages import Usage
-from polyroute.errors import PermissionDeniedError, RateLimitedError
+from polyroute.errors import LimiterUnavailableError, PermissionDeniedError, RateLimitedError
 from polyroute.limits.base import Admission, Limiter, Refusal
 from polyroute.routing.table import Deployment
 from polyroute.storage.base import KeyStore
+
+logger = logging.getLogger(__name__)
 
 _REFUSAL_MESSAGES = {
     Refusal.REQUESTS: "request rate limit reached for this key",
@@ -44,6 +48,8 @@ class KeyRing:
         self._negative_ttl_s = negative_ttl_s
         self._max_entries = max_entries
         self._cache: OrderedDict[str, tuple[float, ApiKey | None]] = OrderedDict()
+        self._pending: dict[str, asyncio.Future[ApiKey | None]] = {}
+        """Lookups under way: concurrent requests with the same secret share one store query."""
 
     async def find(self, secret: bytes) -> ApiKey | None:
         """The stored key for ``secret`` (revoked and expired ones included), or None."""
@@ -52,7 +58,22 @@ class KeyRing:
         cached = self._cache.get(key_digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        found = await self._store.by_digest(key_digest)
+        pending = self._pending.get(key_digest)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._pending[key_digest] = asyncio.get_running_loop().create_future()
+        try:
+            found = await self._store.by_digest(key_digest)
+        except Exception as exc:
+            pending.set_exception(exc)
+            pending.exception()  # retrieved here: waiters (if any) get it too
+            raise
+        except BaseException:
+            pending.cancel()
+            raise
+        finally:
+            del self._pending[key_digest]
+        pending.set_result(found)
         self._cache[key_digest] = (now + (self._ttl_s if found is not None else self._negative_ttl_s), found)
         self._cache.move_to_end(key_digest)
         if len(self._cache) > self._max_entries:
@@ -73,21 +94,19 @@ class Ticket:
     """None when the key has neither limits nor a budget (nothing to give back or charge)."""
 
 
-def _retry_after(admission: Admission) -> float:
-    return admission.retry_after_s if admission.retry_after_s is not None else 1.0
-
-
 def rate_limit_headers(admission: Admission | None) -> list[tuple[bytes, bytes]]:
-    """``X-RateLimit-*`` headers for the tightest request window (none when the key has no request limit)."""
-    window = admission.window if admission is not None else None
-    if window is None:
+    """``X-RateLimit-*`` for the tightest request window, and the budget warning, where they apply."""
+    if admission is None:
         return []
-    headers = [
-        (b"x-ratelimit-limit", str(window.limit).encode()),
-        (b"x-ratelimit-remaining", str(max(0, window.remaining)).encode()),
-        (b"x-ratelimit-reset", str(max(0, round(window.reset_s))).encode()),
-    ]
-    if admission is not None and admission.budget_warning:
+    headers = []
+    window = admission.window
+    if window is not None:
+        headers += [
+            (b"x-ratelimit-limit", str(window.limit).encode()),
+            (b"x-ratelimit-remaining", str(max(0, window.remaining)).encode()),
+            (b"x-ratelimit-reset", str(max(0, round(window.reset_s))).encode()),
+        ]
+    if admission.budget_warning:
         headers.append((b"x-polyroute-budget-warning", b"true"))
     return headers
 
@@ -121,7 +140,8 @@ class Gate:
         if not admission.admitted:
             refusal = admission.refusal or Refusal.REQUESTS
             code = "budget_exceeded" if refusal is Refusal.BUDGET else "rate_limit_exceeded"
-            error = RateLimitedError(_REFUSAL_MESSAGES[refusal], retry_after_s=_retry_after(admission), code=code)
+            # No Retry-After when waiting cannot help (a total budget spent, a limit of 0).
+            error = RateLimitedError(_REFUSAL_MESSAGES[refusal], retry_after_s=admission.retry_after_s, code=code)
             state["response_headers"] = rate_limit_headers(admission)
             raise error
         state["response_headers"] = rate_limit_headers(admission)
@@ -131,10 +151,14 @@ class Gate:
         """Give back the lease and charge what the request used."""
         if ticket is None or ticket.admission is None:
             return
-        if ticket.admission.lease is not None:
-            await self.limiter.release(ticket.key.id, ticket.admission.lease)
         tokens = 0
         if usage is not None:
             tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-        if tokens or cost_usd:
-            await self.limiter.charge(ticket.key.id, tokens=tokens, cost_usd=cost_usd, now=time.time())
+        try:
+            if ticket.admission.lease is not None:
+                await self.limiter.release(ticket.key.id, ticket.admission.lease)
+            if tokens or cost_usd:
+                await self.limiter.charge(ticket.key.id, tokens=tokens, cost_usd=cost_usd, now=time.time())
+        except LimiterUnavailableError as exc:
+            # The answer has gone out; the lease expires on its own. Say what was not counted.
+            logger.error("key %s: usage not charged (%s tokens, %s USD): %s", ticket.key.id, tokens, cost_usd, exc)

@@ -1,4 +1,4 @@
-"""Management routes (admin keys only): keys, rate-limit state, the audit log.
+"""Management routes (admin keys or a login session): keys, rate-limit state, the audit log.
 
 ``POST /api/keys`` returns the secret once; afterwards only its first characters (``display``) are
 ever shown. Every change is recorded in the audit log with the acting key and the client's address.
@@ -29,10 +29,10 @@ def json_response(body: object, status: int = 200) -> Response:
 
 
 def actor_of(request: Request) -> tuple[str | None, str | None]:
-    """Who is acting (the key id) and from where (the client address)."""
+    """Who is acting (the key id, or ``session:<digest prefix>``) and from where (the client address)."""
     state = request.scope.get("state") or {}
     client = request.client
-    return state.get("key_id"), client.host if client else None
+    return state.get("key_id") or state.get("actor"), client.host if client else None
 
 
 def int_param(request: Request, name: str, default: int, *, low: int = 0, high: int = MAX_PAGE) -> int:

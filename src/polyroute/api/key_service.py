@@ -36,7 +36,9 @@ MAX_LIMIT = 10**9
 MAX_USD = 10.0**9
 _Count = Annotated[int, Field(ge=0, le=MAX_LIMIT)]
 _Usd = Annotated[float, Field(ge=0, le=MAX_USD, allow_inf_nan=False)]
-_Text = Annotated[str, Field(min_length=1, max_length=200)]
+_Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+"""Names, owners, patterns and networks: printable, no control characters (NUL included)."""
+_UNION_TAGS = frozenset({"float", "int", "str", "bool", "datetime", "date", "none", "list", "dict"})
 
 
 class _Strict(BaseModel):
@@ -116,7 +118,9 @@ def parse_body(model: type[_Strict], body: object) -> Any:
         return model.model_validate(body)
     except ValidationError as exc:
         first = exc.errors()[0]
-        path = ".".join(str(part) for part in first["loc"]) or "body"
+        # pydantic names the union member it tried (``expires_at.float``); the field is what the caller needs.
+        parts = [str(part) for part in first["loc"] if not (isinstance(part, str) and part in _UNION_TAGS)]
+        path = ".".join(part for part in parts if "[" not in part) or "body"
         raise InvalidRequestError(f"{path}: {first['msg']}", param=path) from None
 
 

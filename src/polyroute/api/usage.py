@@ -62,8 +62,10 @@ class UsageApi:
 
     async def history(self, request: Request) -> Response:
         now = time.time()
-        until = _float_param(request, "until", now) or now
-        since = _float_param(request, "since", until - 7 * _DAY_S) or 0.0
+        until = _float_param(request, "until", None)
+        until = now if until is None else until
+        since = _float_param(request, "since", None)
+        since = until - 7 * _DAY_S if since is None else since
         rows = await self.queries.history(
             bucket=_choice(request, "bucket", _BUCKETS, "day"),
             group_by=_choice(request, "group_by", _GROUPS, None),

@@ -16,9 +16,9 @@ Semantics, the same in both:
   refused when the spend already reaches a limit, charged after the request with its cost, so a
   request that crosses the limit finishes and the next one is refused.
 - Only what a key limits is kept: admissions are remembered for the longest request window it
-  limits, tokens in the token windows it limits, spend when it has a budget. ``charge`` records
-  what the key's latest admission through the same limiter object limited; a key with no limit and
-  no budget costs nothing.
+  limits (``state`` counts a longer window from those only), tokens in the token windows it limits,
+  spend when it has a budget. ``charge`` records what the key's latest admission through the same
+  limiter object limited; a key with no limit and no budget costs nothing.
 - When several checks refuse, the one that clears last is reported and ``retry_after_s`` is when all
   have cleared; None when waiting cannot help (a total budget, or a limit of 0). Ties go to the
   first in the order budget, requests, tokens, concurrency. A full concurrency limit suggests

@@ -147,6 +147,8 @@ class _Key:
     """One key's windows: admission times, token windows, leases."""
 
     __slots__ = (
+        "budget",
+        "budgeted",
         "head",
         "horizon_s",
         "idle_until",
@@ -155,6 +157,7 @@ class _Key:
         "starts",
         "times",
         "token_limits",
+        "token_plan",
         "tokens",
         "windows",
     )
@@ -162,6 +165,11 @@ class _Key:
     def __init__(self) -> None:
         self.limits: Limits | None = None
         """The limits this state was last configured for."""
+        self.token_plan = 0
+        """The ``_TOKENS_*`` bits of those limits."""
+        self.budget: Budget | None = None
+        self.budgeted = False
+        """Whether ``budget`` sets any limit."""
         self.times: list[float] = []
         """Admission times, oldest first; ``times[head:]`` are remembered."""
         self.head = 0
@@ -188,9 +196,13 @@ class _Key:
         self.starts = [self.head] * 3
         self.horizon_s = max(LEASE_TTL_S, self.windows[-1][1] if self.windows else 0.0)
         limited = []
-        for index, limit in enumerate((limits.tokens_per_minute, limits.tokens_per_day)):
+        self.token_plan = 0
+        for index, (bit, limit) in enumerate(
+            ((_TOKENS_MINUTE, limits.tokens_per_minute), (_TOKENS_DAY, limits.tokens_per_day))
+        ):
             if limit is not None:
                 limited.append((self.token_window(index), limit))
+                self.token_plan |= bit
         self.token_limits = tuple(limited)
 
     def token_window(self, index: int) -> _Tokens:
@@ -271,22 +283,22 @@ class InProcessLimiter:
 
     async def admit(self, key_id: str, limits: Limits, budget: Budget, *, now: float, request_id: str) -> Admission:
         """Check the key's limits and budget at ``now``; count the request and take a lease if all pass."""
-        unbudgeted = budget.is_unlimited
-        if unbudgeted and limits.is_unlimited:
+        if limits.is_unlimited and budget.is_unlimited:
             self._plans.pop(key_id, None)
             return _ADMITTED
         key = self._key(key_id, now)
-        if key.limits is not limits and key.limits != limits:
-            key.configure(limits)
-        self._plans[key_id] = (
-            (limits.tokens_per_minute is not None) * _TOKENS_MINUTE
-            | (limits.tokens_per_day is not None) * _TOKENS_DAY
-            | (not unbudgeted) * _SPEND
-        )
+        # The same settings objects come back request after request: compare by identity first.
+        if key.limits is not limits:
+            if key.limits != limits:
+                key.configure(limits)
+            key.limits = limits
+        if key.budget is not budget:
+            key.budget, key.budgeted = budget, not budget.is_unlimited
+        self._plans[key_id] = key.token_plan | (_SPEND if key.budgeted else 0)
         refusal: Refusal | None = None
         retry = 0.0
         warning = False
-        if not unbudgeted:
+        if key.budgeted:
             wait, warning = self._budget_retry(key_id, budget, now)
             refusal, retry = _worse(refusal, retry, Refusal.BUDGET, wait)
         if key.windows:

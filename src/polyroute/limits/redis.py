@@ -3,7 +3,7 @@
 Scripts read the time from Redis (``TIME``), so every host agrees on windows and budget periods
 whatever its own clock says; ``clock="caller"`` uses the ``now`` passed in instead (tests, replays).
 All keys of one API key share a ``{key_id}`` hash tag, so a script touches one cluster slot.
-Needs Redis 6.2 or later. The data layout is described in docs/architecture.md ("Limits").
+Needs Redis 6.0 or later (``KEEPTTL``). The data layout is described in docs/architecture.md ("Limits").
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ local function periods(now)
   }
 end
 
-local function spent(key)
+local function number_at(key)
   return tonumber(redis.call('GET', key) or '0')
 end
 
@@ -148,7 +148,7 @@ if budgets[1] or budgets[2] or budgets[3] or budgets[4] then
   for i = 1, 4 do
     local limit = budgets[i]
     if limit then
-      local spend = spent(p[i][1])
+      local spend = number_at(p[i][1])
       if spend >= limit then refuse('budget', p[i][2] - now) end
       if spend >= warn * limit then warning = 1 end
     end
@@ -186,20 +186,20 @@ for i = 1, 2 do
     local w = TOKEN_WINDOWS[i]
     local list, sum = KEYS[w.list], KEYS[w.sum]
     local horizon = now - w.length
-    local total, dropped = spent(sum), false
+    local total, dropped = number_at(sum), false
     while true do
       local head = redis.call('LINDEX', list, 0)
-      if not head then total = 0; break end
+      if not head then
+        if dropped or total ~= 0 then redis.call('DEL', sum) end
+        total, dropped = 0, false
+        break
+      end
       local number, tokens = bucket_of(head)
       if (number + 1) * w.bucket > horizon then break end
       redis.call('LPOP', list)
       total, dropped = total - tokens, true
     end
-    if total == 0 then
-      redis.call('DEL', sum)
-    elseif dropped then
-      redis.call('SET', sum, fmt(total), 'KEEPTTL')
-    end
+    if dropped then redis.call('SET', sum, fmt(total), 'KEEPTTL') end
     if total >= limit then
       local wait = math.huge
       if limit > 0 then
@@ -284,7 +284,7 @@ for i = 1, 2 do
       redis.call('RPUSH', list, fmt(number) .. ':' .. fmt(tokens))
     end
     local ttl = math.max(1, math.ceil(((number + 1) * w.bucket + w.length - now) / 1000))
-    redis.call('SET', sum, fmt(spent(sum) + tokens), 'PX', ttl)
+    redis.call('SET', sum, fmt(number_at(sum) + tokens), 'PX', ttl)
     redis.call('PEXPIRE', list, ttl)
   end
 end
@@ -292,10 +292,10 @@ if ARGV[5] ~= '' then
   local cost = tonumber(ARGV[5])
   for _, period in ipairs(periods(now)) do
     local ttl = math.max(1, math.ceil((period[2] - now) / 1000)) + SPEND_GRACE_MS
-    redis.call('SET', period[1], string.format('%.17g', spent(period[1]) + cost), 'PX', ttl)
+    redis.call('SET', period[1], string.format('%.17g', number_at(period[1]) + cost), 'PX', ttl)
   end
   local total = KEYS[7] .. ':t'
-  redis.call('SET', total, string.format('%.17g', spent(total) + cost))
+  redis.call('SET', total, string.format('%.17g', number_at(total) + cost))
 end
 return 1
 """

@@ -5,7 +5,9 @@ clients with headers), ``x-api-key`` (Anthropic), ``x-goog-api-key`` and, on Gem
 ``?key=`` query parameter (Gemini).
 
 Keys are looked up by their SHA-256 digest, never compared as plain text. ``open_access`` (no admin key,
-loopback listener only) lets every request through, as the start-up log says.
+loopback listener only) lets every request through, as the start-up log says. The gateway-wide IP
+filter (``api/ip_filter.py``) runs before all of this; login sessions (``api/sessions.py``) are read
+only on management routes, and only when no key is sent.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from urllib.parse import unquote_to_bytes
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from polyroute.api.access import KeyRing
+from polyroute.api.ip_filter import IpFilter
 from polyroute.api.responses import client_format, send_error
+from polyroute.api.sessions import Sessions
 from polyroute.core.keys import KeyStatus
 from polyroute.errors import AuthenticationError, GatewayError, PermissionDeniedError
 from polyroute.wire import WireFormat
@@ -49,8 +53,9 @@ MANAGEMENT_PREFIXES = (
     "/api/compliance",
     "/api/settings",
     "/api/pricing",
+    "/api/auth",
 )
-"""Management routes: admin keys (or an admin session) only. Ollama's /api/chat etc. are inference."""
+"""Management routes: admin keys (or a login session) only. Ollama's /api/chat etc. are inference."""
 
 
 def is_management(path: str) -> bool:
@@ -67,18 +72,34 @@ def client_address(scope: Scope) -> str | None:
 class Authenticator:
     """Decides whether a request's key is accepted; the verdict is an error to render, or None.
 
-    With ``keys`` None the gateway serves without keys (loopback only, enforced at start-up).
+    With ``keys`` None the gateway serves without keys (loopback only, enforced at start-up). The IP
+    filter comes first, for every request. ``open_paths`` need no key (the IP filter still applies);
+    a management request without a key may present a login session instead.
     """
 
-    def __init__(self, *, keys: KeyRing | None) -> None:
+    def __init__(
+        self,
+        *,
+        keys: KeyRing | None,
+        sessions: Sessions | None = None,
+        ip_filter: IpFilter | None = None,
+        open_paths: Iterable[str] = (),
+    ) -> None:
         self._keys = keys
+        self._sessions = sessions
+        self._ip_filter = ip_filter
+        self._open_paths = frozenset(open_paths)
 
     async def check(self, scope: Scope) -> GatewayError | None:
         """None when the request may proceed (its key is then ``scope["state"]["key"]``)."""
-        if self._keys is None:
+        if self._ip_filter is not None and (refusal := self._ip_filter.screen(scope)) is not None:
+            return refusal
+        if self._keys is None or scope["path"] in self._open_paths:
             return None
         secret = presented_key(scope["headers"], path=scope["path"], query=scope.get("query_string", b""))
         if secret is None:
+            if self._sessions is not None and is_management(scope["path"]):
+                return await self._sessions.admit(scope)
             return AuthenticationError(
                 "missing API key: send it as 'Authorization: Bearer <key>' (or x-api-key, x-goog-api-key)",
                 code="missing_api_key",

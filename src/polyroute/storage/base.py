@@ -230,7 +230,7 @@ class AuditLog(Protocol):
 
 
 class SettingsStore(Protocol):
-    """Gateway-wide settings changed at run time (IP filter, login requirement, password hash, prices)."""
+    """Gateway-wide settings changed at run time (IP filter, login requirement, password hash, sessions, prices)."""
 
     async def get(self, name: str) -> JSONValue | None:
         """The stored value, or None."""
@@ -238,4 +238,15 @@ class SettingsStore(Protocol):
 
     async def put(self, name: str, value: JSONValue) -> None:
         """Store ``value`` under ``name``."""
+        ...
+
+    async def delete(self, name: str) -> bool:
+        """Remove ``name``; return whether it was stored."""
+        ...
+
+    async def purge(self, prefix: str, *, updated_before: float | None = None) -> int:
+        """Remove every name starting with ``prefix`` (only those last written before ``updated_before``, if given).
+
+        Returns how many were removed.
+        """
         ...

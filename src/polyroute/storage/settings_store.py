@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from polyroute.storage.encoding import checked_text, dump_json, is_storable_text, load_json
@@ -48,3 +48,26 @@ class SqlSettingsStore:
         }
         async with self._engine.begin() as conn:
             await conn.execute(_UPSERT, params)
+
+    async def delete(self, name: str) -> bool:
+        """Remove ``name``; return whether it was stored."""
+        if not is_storable_text(name):
+            return False
+        async with self._engine.begin() as conn:
+            result = await conn.execute(delete(gateway_setting).where(gateway_setting.c.name == name))
+        return bool(result.rowcount)
+
+    async def purge(self, prefix: str, *, updated_before: float | None = None) -> int:
+        """Remove every name starting with ``prefix`` (only those last written before ``updated_before``, if given).
+
+        Raises:
+            ValueError: ``prefix`` cannot be stored verbatim (NUL, lone surrogate).
+        """
+        query = delete(gateway_setting).where(
+            gateway_setting.c.name.startswith(checked_text(prefix, field="prefix"), autoescape=True)
+        )
+        if updated_before is not None:
+            query = query.where(gateway_setting.c.updated_at < updated_before)
+        async with self._engine.begin() as conn:
+            result = await conn.execute(query)
+        return int(result.rowcount or 0)

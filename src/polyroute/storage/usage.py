@@ -126,7 +126,8 @@ class SqlUsageQueries:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(page)).all()
             total = await conn.scalar(counted)
-        return LogPage([row._asdict() for row in rows], int(total or 0))
+        # Column names come back as SQLAlchemy's quoted_name (a str subclass); plain str keys serialise anywhere.
+        return LogPage([{str(name): value for name, value in row._mapping.items()} for row in rows], int(total or 0))
 
     async def spend(self, key_id: str, *, since: float) -> float:
         """The summed ``cost_usd`` of ``key_id``'s requests with ``created_at >= since``; unknown costs add 0."""

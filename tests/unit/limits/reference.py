@@ -7,6 +7,7 @@ costs and budgets sit on a 1/8 grid, where float arithmetic is exact in Python, 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ INSTANTS = [
 ]
 
 
+@functools.cache
 def period_ends(now: float) -> dict[str, tuple[object, float]]:
     """The id and end of the UTC day, ISO week and month holding ``now``, from ``datetime``."""
     moment = datetime.fromtimestamp(now, UTC)
@@ -189,7 +191,7 @@ def _request_limits(limits: Limits) -> list[tuple[float, int]]:
 
 @dataclass(frozen=True)
 class Step:
-    """One call: ``op`` after the clock moved by ``dt_s``."""
+    """One call: ``op`` after the clock moved by ``dt_s``, or to a boundary an earlier call set."""
 
     op: str
     dt_s: float
@@ -197,6 +199,9 @@ class Step:
     cost_usd: float | None = None
     pick: int = 0
     """Which held lease a release gives back."""
+    boundary: int | None = None
+    """Move the clock to this boundary (modulo their number) instead, plus ``nudge_s`` (never back)."""
+    nudge_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -212,26 +217,25 @@ class Program:
 _EIGHTHS = st.integers(0, 16).map(lambda n: n / 8)
 _DT = st.one_of(
     # Steps that land exactly on window, bucket and lease boundaries, where off-by-one errors live.
-    st.sampled_from([0.0, 1.0, 30.0, 59.875, 60.0, 61.0, 3599.875, 3600.0, 86399.875, 86400.0, 86460.0, 7 * 86400.0]),
+    st.sampled_from([0.0, 1.0, 59.875, 60.0, 61.0, 3599.875, 3600.0, 86399.875, 86400.0, 86460.0, 7 * 86400.0]),
+    st.integers(0, 4).map(float),
     st.integers(0, 40).map(lambda n: n / 8),
 )
-_STEP = st.one_of(
-    st.builds(Step, op=st.just("admit"), dt_s=_DT),
-    st.builds(Step, op=st.just("release"), dt_s=_DT, pick=st.integers(0, 7)),
-    st.builds(
-        Step,
-        op=st.just("charge"),
-        dt_s=_DT,
-        tokens=st.integers(0, 300),
-        cost_usd=st.none() | st.integers(0, 8).map(lambda n: n / 8),
-    ),
-    st.builds(Step, op=st.just("state"), dt_s=_DT),
+_STEP = st.builds(
+    Step,
+    op=st.sampled_from(["admit", "admit", "admit", "charge", "charge", "release", "state"]),
+    dt_s=_DT,
+    tokens=st.sampled_from([0, 25, 50, 100, 200, 400]) | st.integers(0, 500),
+    cost_usd=st.none() | st.integers(0, 8).map(lambda n: n / 8),
+    pick=st.integers(0, 7),
+    boundary=st.none() | st.integers(0, 63),
+    nudge_s=st.sampled_from([0.0, 0.0, -0.125]),
 )
 
 
 def _limit(*values: int) -> st.SearchStrategy[int | None]:
-    # None (unlimited) often, 0 (never) rarely.
-    return st.sampled_from([*[None] * 8, *values * 4, 0])
+    # None (unlimited) mostly, so a program exercises a few limits at a time; 0 (never) rarely.
+    return st.sampled_from([*[None] * 12, *values * 2, 0])
 
 
 LIMITS = st.builds(
@@ -256,7 +260,7 @@ PROGRAMS = st.builds(
     limits=LIMITS,
     budget=BUDGETS,
     start=st.sampled_from([moment.timestamp() for moment in INSTANTS]),
-    steps=st.lists(_STEP, min_size=1, max_size=40),
+    steps=st.lists(_STEP, min_size=8, max_size=40),
 )
 
 
@@ -282,18 +286,34 @@ def _comparable_state(state: KeyState, limits: Limits) -> KeyState:
     )
 
 
+def _boundaries(admitted: list[float], charged: list[float]) -> list[float]:
+    """When something admitted or charged at these times stops counting."""
+    ends = [t + length for t in admitted for length in (60.0, 3600.0, 86400.0, LEASE_TTL_S)]
+    for t in charged:
+        ends += [math.floor(t) + 61.0, math.floor(t / 60) * 60 + 60 + 86400.0]
+    return ends
+
+
 async def check_against_model(limiter: Limiter, key_id: str, program: Program) -> None:
     """Run ``program`` on ``limiter`` and on the model; every answer must be the same."""
     model = ReferenceLimiter()
     now = program.start
     held: list[tuple[str, str]] = []
+    admitted: list[float] = []
+    charged: list[float] = []
     for number, step in enumerate(program.steps):
-        now += step.dt_s
+        boundaries = _boundaries(admitted, charged)
+        if step.boundary is not None and boundaries:
+            now = max(now, boundaries[step.boundary % len(boundaries)] + step.nudge_s)
+        else:
+            now += step.dt_s
         where = f"step {number} ({step.op} at start+{now - program.start})"
         if step.op == "admit":
             got = await limiter.admit(key_id, program.limits, program.budget, now=now, request_id=f"r{number}")
             want = model.admit(program.limits, program.budget, now)
             assert _verdict(got) == _verdict(want), where
+            if got.admitted:
+                admitted.append(now)
             if got.lease is not None and want.lease is not None:
                 held.append((got.lease, want.lease))
         elif step.op == "release" and held:
@@ -304,6 +324,7 @@ async def check_against_model(limiter: Limiter, key_id: str, program: Program) -
         elif step.op == "charge":
             await limiter.charge(key_id, tokens=step.tokens, cost_usd=step.cost_usd, now=now)
             model.charge(step.tokens, step.cost_usd, now)
+            charged.append(now)
         elif step.op == "state":
             got_state = _comparable_state(await limiter.state(key_id, now=now), program.limits)
             assert got_state == _comparable_state(model.state(now), program.limits), where

@@ -37,7 +37,7 @@ def test_in_process_limiter_satisfies_the_protocol() -> None:
 
 
 def test_in_process_limiter_matches_the_reference_model() -> None:
-    @settings(max_examples=400, deadline=None)
+    @settings(max_examples=500, deadline=None)
     @given(program=PROGRAMS)
     def run(program: Program) -> None:
         asyncio.run(check_against_model(InProcessLimiter(), "key_model", program))
