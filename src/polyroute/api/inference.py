@@ -78,11 +78,15 @@ class InferenceEndpoint:
         except ClientDisconnectedError:
             outcome.fail(499, "client_disconnected")
         finally:
-            try:
-                outcome.price(self.services.prices)
-                await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
-            finally:
-                outcome.record(self.services.request_log, scope)
+            await self.finish(scope, outcome, ticket)
+
+    async def finish(self, scope: Scope, outcome: Outcome, ticket: Ticket | None) -> None:
+        """After the answer: its cost, the key's charge and lease, and the request-log row (always)."""
+        try:
+            outcome.price(self.services.prices)
+            await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
+        finally:
+            outcome.record(self.services.request_log, scope)
 
     async def parse(self, scope: Scope, payload: dict[str, Any]) -> ChatRequest:
         """The canonical request (the model as the client named it)."""

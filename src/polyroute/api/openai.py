@@ -122,11 +122,7 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         except ClientDisconnectedError:
             outcome.fail(499, "client_disconnected")
         finally:
-            try:
-                outcome.price(self.services.prices)
-                await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
-            finally:
-                outcome.record(self.services.request_log, scope)
+            await self.finish(scope, outcome, ticket)
 
     async def _complete(self, deployment: Deployment, data: bytes, send: Send, outcome: Outcome) -> None:
         reply = await self.services.upstream.post(deployment.target, _PATH, data)
