@@ -8,6 +8,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import authcost
 import crossformat
 
 # The targets the lead set for polyroute (see bench/README.md).
@@ -123,7 +124,7 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if gw_errors:
         for check in checks:
             check["detail"] += "; gateway returned errors, numbers not valid"
-    return checks + crossformat_checks(results)
+    return checks + crossformat_checks(results) + [authcost.check(results.get("auth", {}))]
 
 
 def _added_ttfb(stream: dict[str, Any], name: str, key: str = "ttfb_p50_us") -> float | None:
@@ -296,12 +297,56 @@ def _crossformat_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _auth_row(name: str, entry: dict[str, Any], rss: dict[str, Any]) -> str:
+    case, key, limiter = authcost.LABELS[name]
+    mem = rss.get(authcost.FULL if name == authcost.AUTH_ONLY else name)
+    added = entry.get("added_cpu_ms")
+    return (
+        f"| {case} | {key} | {limiter} | {_fmt(entry.get('rps'))} | {_fmt(entry.get('p50_us'))} "
+        f"| {_fmt(entry.get('p99_us'))} | {_fmt(entry.get('cpu_ms_per_req'), 3)} "
+        f"| {'–' if added is None else f'{added:+.3f}'} | {_fmt(entry.get('p50_c1_us'))} "
+        f"| {_fmt(entry.get('redis_cpu_ms_per_req'), 3)} | {_fmt(entry.get('redis_scripts_per_req'), 2)} "
+        f"| {_fmt(entry.get('redis_script_us_per_req'), 0)} "
+        f"| {_fmt(mem['after'] / 1024, 1) if mem else '–'} | {entry.get('errors', 0) + entry.get('non_2xx', 0)} |"
+    )
+
+
+def _auth_table(results: dict[str, Any]) -> list[str]:
+    auth = results.get("auth", {})
+    summary = auth.get("summary") or {}
+    if auth.get("status") != "ok" or not summary:
+        return ["", f"Auth, limits and accounting: {auth.get('status', 'not measured')}"]
+    lines = [
+        "",
+        f"Auth, limits and accounting: the same wrk load ({authcost.CONNS} connections, interleaved with the "
+        "throughput runs, order flipped every repeat) on the gateway without keys, with a key without limits, "
+        "and with a full key (every limit and a budget, never refusing) on the in-process and the Redis limiter; "
+        "added CPU = median over repeats of (case − no auth) in the same repeat; p50 @1c from the latency rounds "
+        "where the case ran in them:",
+        "",
+        "| case | key | limiter | req/s @16 | p50 @16 µs | p99 @16 µs | CPU ms/req @16 | added CPU ms/req "
+        "| p50 @1c µs | Redis CPU ms/req | Redis scripts/req | Redis script µs/req | RSS after MiB | errors |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    rss = results.get("rss_kib", {})
+    order = (authcost.NO_AUTH, authcost.AUTH_ONLY, authcost.FULL, authcost.REDIS)
+    lines += [_auth_row(name, summary[name], rss) for name in order if name in summary]
+    skipped = [f"{authcost.LABELS[n][0]}: {v}" for n, v in auth.get("variants", {}).items() if v != "ok"]
+    return lines + ([""] + [f"Not measured — {s}" for s in skipped] if skipped else [])
+
+
 def _data_files(results: dict[str, Any]) -> str:
     files = results["gateway"].get("data_dir_files")
     if not files:
         return ""
     listed = ", ".join(f"{name} {size / 2**20:.1f} MiB" for name, size in sorted(files.items()))
     return f" (data dir after the run: {listed})"
+
+
+def _key_of(results: dict[str, Any]) -> str:
+    if not results["gateway"].get("key"):
+        return ""
+    return "; every gateway request sends a full key with every limit and a budget set (in-process limiter)"
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -311,12 +356,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"# polyroute benchmark — {results['date']} on {results['host']} ({results['mode']})",
         "",
         f"Rig: {results['rig']['summary']}",
-        f"Gateway: {results['gateway']['status']}{_data_files(results)}",
+        f"Gateway: {results['gateway']['status']}{_data_files(results)}{_key_of(results)}",
         "",
     ]
     body = _main_table(results, names) + _delay_table(results, names) + _stream_table(results, names)
     if results["gateway"]["status"] == "ok":
-        body += _crossformat_table(results)
+        body += _crossformat_table(results) + _auth_table(results)
     checks = ["", "Targets:", ""]
     for c in results["checks"]:
         value = "–" if c["value"] is None else f"{c['value']:.3g}"

@@ -7,9 +7,12 @@ Starts a fast fake OpenAI upstream (plus one with a fixed 20 ms delay), the pass
 connection in interleaved rounds, throughput at 16 and 64 connections, CPU-ms per request and RSS
 from /proc, a 20 ms-upstream concurrency sweep, a streaming check, and the cross-format case (an
 Anthropic client on ``/v1/messages`` streaming from the OpenAI-format fake: time to first event and
-CPU-ms per request next to same-format streaming; ``bench/crossformat.py``). Prints a Markdown report
-with PASS/MISS per target and writes ``<out>/<date>-<host>.json`` and ``<out>/latest.md``. All
-children are ended on exit, Ctrl-C or error. See bench/README.md.
+CPU-ms per request next to same-format streaming; ``bench/crossformat.py``). The gateway is measured
+with a ``full`` key that has limits and a budget; the cost of auth, limits and accounting is measured
+against the same key without limits, a gateway without auth and one with the Redis limiter
+(``bench/authcost.py``). Prints a Markdown report with PASS/MISS per target and writes
+``<out>/<date>-<host>.json`` and ``<out>/latest.md``. All children are ended on exit, Ctrl-C or
+error. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import authcost
 import crossformat
 import loadgen
 import procs
@@ -44,11 +48,11 @@ REPO = BENCH.parent
 PY = sys.executable
 HARNESS_CPU, SERVER_CPU = 0, 1
 GATEWAY_QUIET_S = 1.2
+"""Idle time that proves the gateway is done: longer than its request-log flush interval (1 s)."""
 FAKE_CHUNKS, FAKE_CHUNK_DELAY_MS = 20, 1
 """Content chunks per streamed answer of the fakes, and the gap between chunks."""
 STREAM_S = (FAKE_CHUNKS + 4) * FAKE_CHUNK_DELAY_MS / 1000 * 1.5
 """Generous wall time of one streamed answer (role, content, finish and usage chunks, [DONE])."""
-"""Idle time that proves the gateway is done: longer than its request-log flush interval (1 s)."""
 MESSAGES = [
     {"role": "system", "content": "You are a concise assistant. Answer in plain prose."},
     {
@@ -73,10 +77,14 @@ class Plan:
     xf_s: float
     xf_reps: int
     budget_s: int
+    c1_variants: tuple[str, ...]
+    """Auth set-ups that join the 1-connection latency rounds (all of them join the 16-connection runs)."""
+    reps_64: int
+    """Repeats at 64 connections (the first ones of the throughput repeats)."""
 
 
-QUICK = Plan(1, 3, 3, 2, 2, (64, 256), 2, 100, 2, 1, 120)
-FULL = Plan(3, 5, 6, 5, 3, (16, 64, 256), 5, 400, 4, 2, 360)
+QUICK = Plan(1, 3, 2, 2, 2, (64, 256), 2, 100, 2, 1, 120, (), 1)
+FULL = Plan(2, 5, 3, 4, 3, (16, 64, 256), 4, 250, 4, 2, 360, (authcost.REDIS,), 2)
 
 
 @dataclass
@@ -94,6 +102,13 @@ class Rig:
     deadline: float = float("inf")
     """Monotonic time by which the optional phases must be done."""
     key: str = ""
+    """The admin key (creates the keys the load uses)."""
+    keys: dict[str, str] = field(default_factory=dict)
+    """Gateway target → the key its load sends (see ``authcost``)."""
+    key_records: dict[str, dict[str, Any]] = field(default_factory=dict)
+    variants: dict[str, str] = field(default_factory=dict)
+    """Auth set-up → "ok" or why it was skipped."""
+    redis: authcost.RedisSide | None = None
     xf_status: str = "not measured"
     xf_scripts: dict[str, tuple[str, Path]] = field(default_factory=dict)
     """Cross-format CPU runs: case → (gateway URL, wrk script)."""
@@ -143,65 +158,129 @@ def gateway_config(path: Path, fake: procs.Child, slow: procs.Child) -> Path:
             "    api_key: sk-bench",
             "    models: [bench-model]",
         ]
+    lines += ["prices:", "  bench-model:"] + [f"    {k}: {v}" for k, v in authcost.PRICE.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-def start_gateway(rig: Rig, slow: procs.Child, workdir: Path) -> None:
+def launch_gateway(rig: Rig, name: str, config: Path, workdir: Path, env: dict[str, str]) -> procs.Child:
+    """Start one ``polyroute serve`` (one worker, its own data dir); keys required and no Redis unless ``env`` says."""
+    data_dir = workdir / f"{name}-data"
+    data_dir.mkdir()
+    base = {"POLYROUTE_ADMIN_KEY": rig.key, "POLYROUTE_DATA_DIR": str(data_dir), "POLYROUTE_WORKERS": "1"}
+    base |= {"POLYROUTE_REQUIRE_API_KEY": "true", "POLYROUTE_REDIS_URL": ""}
+    port = procs.free_port()
+    exe = REPO / ".venv" / "bin" / "polyroute"
+    argv = [str(exe), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+    return rig.sup.start(name, argv, port, SERVER_CPU, base | env)
+
+
+def start_gateway(rig: Rig, slow: procs.Child, workdir: Path, redis_url: str) -> None:
+    """The main gateway, and next to it the no-auth and Redis-limiter gateways (started at the same time)."""
     exe = REPO / ".venv" / "bin" / "polyroute"
     if not exe.exists():
         rig.gateway_status = f"skipped: {exe.relative_to(REPO)} not installed"
         return
-    data_dir = workdir / "gateway-data"
-    data_dir.mkdir()
-    rig.gateway_data = data_dir
     config = gateway_config(workdir / "gateway.yaml", rig.fake, slow)
-    port = procs.free_port()
-    env = {"POLYROUTE_ADMIN_KEY": rig.key, "POLYROUTE_DATA_DIR": str(data_dir), "POLYROUTE_WORKERS": "1"}
-    argv = [str(exe), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    child = rig.sup.start("gateway", argv, port, SERVER_CPU, env)
+    child = launch_gateway(rig, "gateway", config, workdir, {})
+    rig.gateway_data = workdir / "gateway-data"
+    others = {
+        authcost.NO_AUTH: launch_gateway(rig, authcost.NO_AUTH, config, workdir, {"POLYROUTE_REQUIRE_API_KEY": "false"})
+    }
+    rig.redis, rig.variants[authcost.REDIS] = (
+        (None, "skipped: --redis-url none") if redis_url == "none" else authcost.RedisSide.connect(redis_url)
+    )
+    if rig.redis is not None:
+        others[authcost.REDIS] = launch_gateway(
+            rig, authcost.REDIS, config, workdir, {"POLYROUTE_REDIS_URL": redis_url}
+        )
     started = time.monotonic()
     if reason := procs.wait_healthy(child, url_of(child, "/health"), 15):
         rig.gateway_status = f"skipped: {reason}; log tail: {child.log_tail(5)!r}"
-        rig.sup.stop(child)
+    else:
+        rig.gateway_status = f"ok (healthy after {time.monotonic() - started:.1f} s)"
+        reason = make_keys(rig, child) or smoke_gateway(child, rig.keys[authcost.FULL])
+        reason = reason or smoke_gateway(child, rig.keys[authcost.AUTH_ONLY], limited=False)
+        rig.gateway_status = f"skipped: {reason}" if reason else rig.gateway_status
+    if not rig.gateway_status.startswith("ok"):
+        for each in (child, *others.values()):
+            rig.sup.stop(each)
+        rig.variants = dict.fromkeys(authcost.VARIANTS, rig.gateway_status)
         return
-    rig.gateway_status = f"ok (healthy after {time.monotonic() - started:.1f} s)"
-    if reason := smoke_gateway(child, rig.key):
-        rig.gateway_status = f"skipped: {reason}"
-        rig.sup.stop(child)
-        return
-    rig.targets["gateway"] = child
-    rig.slow_targets["gateway"] = child
-    reason = crossformat.smoke(url_of(child, crossformat.PATH), messages_body(), rig.key)
+    rig.targets["gateway"] = rig.targets[authcost.AUTH_ONLY] = rig.slow_targets["gateway"] = child
+    rig.variants[authcost.FULL] = rig.variants[authcost.AUTH_ONLY] = "ok"
+    reason = crossformat.smoke(url_of(child, crossformat.PATH), messages_body(), rig.keys[authcost.FULL])
     rig.xf_status = f"skipped: {reason}" if reason else "ok"
+    for name, other in others.items():
+        rig.variants[name] = start_variant(rig, name, other)
+
+
+def make_keys(rig: Rig, child: procs.Child) -> str | None:
+    """The full key and the auth-only key on the main gateway; None when both exist."""
+    try:
+        for name, spec in ((authcost.FULL, authcost.FULL_SPEC), (authcost.AUTH_ONLY, authcost.AUTH_ONLY_SPEC)):
+            rig.keys[name], rig.key_records[name] = authcost.create_key(url_of(child, ""), rig.key, spec)
+    except RuntimeError as exc:
+        return str(exc)
+    rig.keys[authcost.NO_AUTH] = rig.keys[authcost.FULL]  # sent, so every request is the same bytes; not read
+    return None
+
+
+def start_variant(rig: Rig, name: str, child: procs.Child) -> str:
+    """Wait for the no-auth or Redis gateway, give it its key and check it; "ok" or why it is skipped."""
+    reason = procs.wait_healthy(child, url_of(child, "/health"), 15)
+    if reason:
+        reason += f"; log tail: {child.log_tail(5)!r}"
+    elif name == authcost.NO_AUTH:
+        reason = smoke_gateway(child, None)
+    else:
+        try:
+            rig.keys[name], rig.key_records[name] = authcost.create_key(url_of(child, ""), rig.key, authcost.FULL_SPEC)
+        except RuntimeError as exc:
+            reason = str(exc)
+        reason = reason or smoke_gateway(child, rig.keys[name])
+    if reason:
+        rig.sup.stop(child)
+        return f"skipped: {reason}"
+    rig.targets[name] = child
+    return "ok"
 
 
 def messages_body() -> bytes:
     return crossformat.messages_body("fake/bench-model", MESSAGES)
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
         with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, resp.read()
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
 
 
-def smoke_gateway(child: procs.Child, key: str) -> str | None:
-    """Check that the gateway answers a real completion and refuses a request without the key."""
+def smoke_gateway(child: procs.Child, key: str | None, *, limited: bool = True) -> str | None:
+    """Check that the gateway refuses a request without a key and answers a real completion with ``key``.
+
+    With ``key`` None the gateway must answer without one (auth off). ``limited``: the answer must carry
+    ``x-ratelimit-limit`` (the key's limits were applied), or must not (a key without limits).
+    """
     body = chat_body("fake/bench-model")
-    status, data = _post(url_of(child), body, {"Content-Type": "application/json"})
-    if status != 401:
-        return f"a request without the admin key got HTTP {status}, expected 401 (auth not on?)"
     try:
-        status, data = _post(url_of(child), body, headers_for(key))
+        status, headers, data = _post(url_of(child), body, {"Content-Type": "application/json"})
+        if key is not None:
+            if status != 401:
+                return f"a request without a key got HTTP {status}, expected 401 (auth not on?)"
+            status, headers, data = _post(url_of(child), body, headers_for(key))
         doc = json.loads(data)
     except (OSError, ValueError) as exc:
         return f"smoke request failed: {exc!r}"
     if status != 200 or not doc.get("choices") or "usage" not in doc:
         return f"smoke request got HTTP {status}: {data[:300]!r}"
+    if key is not None and limited != ("x-ratelimit-limit" in headers):
+        return (
+            f"x-ratelimit-limit {'missing' if limited else 'sent'} for a key {'with' if limited else 'without'} limits"
+        )
     return None
 
 
@@ -210,20 +289,21 @@ def headers_for(key: str) -> dict[str, str]:
 
 
 def write_scripts(rig: Rig, workdir: Path) -> None:
-    models = {"direct": "bench-model", "passthrough": "bench-model", "gateway": "fake/bench-model"}
     for name in rig.targets | {"direct": rig.fake}:
-        key = rig.key if name == "gateway" else "sk-bench"
-        rig.scripts[name] = loadgen.write_script(workdir / f"{name}.lua", chat_body(models[name]), headers_for(key))
-        slow_model = "slow/bench-model" if name == "gateway" else "bench-model"
-        path = workdir / f"{name}-20ms.lua"
-        rig.slow_scripts[name] = loadgen.write_script(path, chat_body(slow_model), headers_for(key))
+        model = "bench-model" if name in ("direct", "passthrough") else "fake/bench-model"
+        headers = headers_for(rig.keys.get(name, "sk-bench"))
+        rig.scripts[name] = loadgen.write_script(workdir / f"{name}.lua", chat_body(model), headers)
+        if name in ("direct", "passthrough", "gateway"):
+            slow_model = "slow/bench-model" if name == "gateway" else "bench-model"
+            path = workdir / f"{name}-20ms.lua"
+            rig.slow_scripts[name] = loadgen.write_script(path, chat_body(slow_model), headers)
     if rig.xf_status == "ok":
-        gateway = rig.targets["gateway"]
+        gateway, key = rig.targets["gateway"], rig.keys[authcost.FULL]
         same = loadgen.write_script(
-            workdir / "gateway-stream.lua", chat_body("fake/bench-model", stream=True), headers_for(rig.key)
+            workdir / "gateway-stream.lua", chat_body("fake/bench-model", stream=True), headers_for(key)
         )
         cross = loadgen.write_script(
-            workdir / "gateway-anthropic-stream.lua", messages_body(), crossformat.messages_headers(rig.key)
+            workdir / "gateway-anthropic-stream.lua", messages_body(), crossformat.messages_headers(key)
         )
         rig.xf_scripts = {
             crossformat.SAME: (url_of(gateway), same),
@@ -238,24 +318,50 @@ def order(rig: Rig) -> list[str]:
     return ["direct", *[n for n in ("passthrough", "gateway") if n in rig.targets]]
 
 
+def auth_order(rig: Rig, rep: int) -> list[str]:
+    """The gateway set-ups of the auth comparison that run, in an order that flips every repeat."""
+    names = [n for n in authcost.VARIANTS if n in rig.targets]
+    return names if rep % 2 == 0 else names[::-1]
+
+
 def hit(rig: Rig, name: str, conns: int, seconds: float, slow: procs.Child | None = None) -> dict[str, Any]:
-    """One wrk run against a target; CPU of the target and the fake are watched."""
+    """One wrk run against a target; CPU of the target and the fake (and Redis, for the Redis set-up) are watched."""
     fake = slow or rig.fake
     targets = rig.slow_targets if slow else rig.targets
     child = fake if name == "direct" else targets[name]
     scripts = rig.slow_scripts if slow else rig.scripts
-    return wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds)
+    if name != authcost.REDIS or rig.redis is None:
+        return wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds)
+    also = {"redis": rig.redis.pid} if rig.redis.pid else {}
+    before = rig.redis.scripts()
+    out = wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds, also=also)
+    after = rig.redis.scripts()
+    if after is not None and before is not None:
+        out["redis_scripts"] = [after[0] - before[0], after[1] - before[1], out["requests"]]
+    return out
 
 
 def wrk_once(
-    rig: Rig, name: str, child: procs.Child, fake: procs.Child, url: str, script: Path, conns: int, seconds: float
+    rig: Rig,
+    name: str,
+    child: procs.Child,
+    fake: procs.Child,
+    url: str,
+    script: Path,
+    conns: int,
+    seconds: float,
+    *,
+    also: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One wrk run of ``script`` at ``url``; CPU of ``child`` (reported as ``name``) and the fake are watched."""
-    watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {})
+    """One wrk run of ``script`` at ``url``; CPU of ``child`` (reported as ``name``), the fake and ``also`` watched.
+
+    ``also``: more processes (name → pid) whose CPU is counted and is not foreign load (Redis).
+    """
+    watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {}) | (also or {})
     servers = sorted({c.pid for c in (*rig.targets.values(), *rig.slow_targets.values())})
-    quiet = GATEWAY_QUIET_S if name == "gateway" else 0.2
+    quiet = GATEWAY_QUIET_S if name.startswith("gateway") else 0.2
     settle = functools.partial(procs.wait_quiet, servers, quiet, 6.0)
-    everyone = [c.pid for c in rig.sup.children]
+    everyone = [c.pid for c in rig.sup.children] + list((also or {}).values())
     before = procs.MachineSample.take(everyone)
     res = loadgen.run_wrk(url, script, conns, seconds, watch, settle)
     out = res.to_dict() | procs.MachineSample.take(everyone).foreign_since(before)
@@ -267,25 +373,29 @@ def wrk_once(
 
 
 def measure_latency(rig: Rig, plan: Plan) -> dict[str, Any]:
+    """Interleaved rounds at one connection: direct, pass-through, gateway and ``plan.c1_variants``."""
+    names = order(rig) + [n for n in plan.c1_variants if n in rig.targets]
     rounds: list[dict[str, Any]] = []
     for i in range(plan.latency_rounds):
         this: dict[str, Any] = {}
-        for name in order(rig):
+        for name in names:
             this[name] = hit(rig, name, 1, plan.latency_s)
         rounds.append(this)
         print(f"  round {i + 1}: " + ", ".join(f"{n} p50 {r['p50_us']:.0f} µs" for n, r in this.items()), flush=True)
-    return {"rounds": rounds, "summary": report.summarize_latency(rounds, order(rig))}
+    return {"rounds": rounds, "summary": report.summarize_latency(rounds, names)}
 
 
 def measure_throughput(rig: Rig, plan: Plan) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Repeated, interleaved runs at 16 and 64 connections; the summary holds medians across repeats."""
+    """Repeated, interleaved runs at 16 (every auth set-up too) and 64 connections; medians across repeats."""
     runs: list[dict[str, Any]] = []
     for rep in range(plan.throughput_reps):
-        for conns in (16, 64):
-            this = {name: hit(rig, name, conns, plan.throughput_s) for name in order(rig)}
+        for conns in (16, 64) if rep < plan.reps_64 else (16,):
+            names = order(rig)[:2] + auth_order(rig, rep) if conns == 16 else order(rig)
+            this = {name: hit(rig, name, conns, plan.throughput_s) for name in names}
             runs += [{"rep": rep, "conns": conns, "target": n, **r} for n, r in this.items()]
             print(f"  {conns} conns: " + ", ".join(f"{n} {r['rps']:.0f} req/s" for n, r in this.items()), flush=True)
-    summary = {str(c): report.summarize_runs([r for r in runs if r["conns"] == c], order(rig)) for c in (16, 64)}
+    names = order(rig) + [n for n in authcost.VARIANTS if n in rig.targets and n not in order(rig)]
+    summary = {str(c): report.summarize_runs([r for r in runs if r["conns"] == c], names) for c in (16, 64)}
     return summary, runs
 
 
@@ -304,11 +414,11 @@ def measure_stream(rig: Rig, plan: Plan) -> dict[str, Any]:
     targets = []
     for name in order(rig):
         child = rig.fake if name == "direct" else rig.targets[name]
-        key = rig.key if name == "gateway" else "sk-bench"
+        key = rig.keys.get(name, "sk-bench")
         targets.append(loadgen.Target(name, url_of(child), chat_body(models[name], stream=True), headers_for(key)))
     if rig.xf_status == "ok":
         url = url_of(rig.targets["gateway"], crossformat.PATH)
-        targets.append(crossformat.stream_target(url, messages_body(), rig.key))
+        targets.append(crossformat.stream_target(url, messages_body(), rig.keys[authcost.FULL]))
     return loadgen.stream_check(targets, plan.stream_rounds)
 
 
@@ -319,7 +429,8 @@ def measure_crossformat(rig: Rig, plan: Plan) -> dict[str, Any]:
 
 
 def rss_all(rig: Rig) -> dict[str, int]:
-    return {name: procs.rss_kib(child.pid) for name, child in rig.targets.items()}
+    """RSS of each server process (the auth-only set-up is the main gateway's process)."""
+    return {name: procs.rss_kib(child.pid) for name, child in rig.targets.items() if name != authcost.AUTH_ONLY}
 
 
 # ---------------------------------------------------------------- orchestration
@@ -356,18 +467,18 @@ def time_left(rig: Rig, needed: float, phase: str, results: dict[str, Any]) -> b
 def run_phases(rig: Rig, plan: Plan, slow: procs.Child, results: dict[str, Any]) -> None:
     rss_start = rss_all(rig)
     print("warm-up", flush=True)
-    for name in order(rig):
+    for name in order(rig) + [n for n in (authcost.NO_AUTH, authcost.REDIS) if n in rig.targets]:
         hit(rig, name, 16, plan.warmup)
     print("latency at 1 connection (interleaved rounds)", flush=True)
     results["latency_c1"] = measure_latency(rig, plan)
     print("throughput", flush=True)
     results["throughput"], results["throughput_runs"] = measure_throughput(rig, plan)
     results["delay20"], results["stream"], n = {}, {}, len(order(rig))
-    if time_left(rig, len(plan.delay_conns) * n * (plan.delay_s + 2.5), "20 ms upstream sweep", results):
-        results["delay20"] = measure_delay(rig, plan, slow)
     xf = rig.xf_status == "ok"
     if time_left(rig, plan.stream_rounds * (n + xf) * STREAM_S + 3, "streaming check", results):
         results["stream"] = measure_stream(rig, plan)
+    if time_left(rig, len(plan.delay_conns) * n * (plan.delay_s + 2.5), "20 ms upstream sweep", results):
+        results["delay20"] = measure_delay(rig, plan, slow)
     needed = plan.xf_reps * 2 * (plan.xf_s + 2.5)
     if xf and time_left(rig, needed, "cross-format streaming CPU (Anthropic → OpenAI)", results):
         results["crossformat"] |= measure_crossformat(rig, plan)
@@ -400,17 +511,43 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
     if args.no_gateway:
         rig.gateway_status = "skipped: --no-gateway"
     else:
-        start_gateway(rig, slow, workdir)
-    print(f"gateway: {rig.gateway_status}", flush=True)
+        start_gateway(rig, slow, workdir, args.redis_url)
+    print(f"gateway: {rig.gateway_status}; " + ", ".join(f"{n}: {v}" for n, v in rig.variants.items()), flush=True)
     status = "ok" if "gateway" in rig.targets else rig.gateway_status
-    results["gateway"] = {"status": status, "detail": rig.gateway_status}
+    results["gateway"] = {"status": status, "detail": rig.gateway_status, "key": rig.key_records.get(authcost.FULL)}
     upstream = {"content_chunks": FAKE_CHUNKS, "chunk_delay_ms": FAKE_CHUNK_DELAY_MS}
     results["crossformat"] = {"status": rig.xf_status if "gateway" in rig.targets else status, "upstream": upstream}
-    write_scripts(rig, workdir)
-    run_phases(rig, plan, slow, results)
+    results["auth"] = {"status": rig.variants.get(authcost.NO_AUTH, status) if status == "ok" else status}
+    results["auth"] |= {"variants": rig.variants, "keys": rig.key_records}
+    try:
+        write_scripts(rig, workdir)
+        run_phases(rig, plan, slow, results)
+        finish_auth(rig, results["auth"], results)
+    finally:
+        forget_redis(rig, results["auth"])
     results["checks"] = report.evaluate(results)
     results["notes"] = notes(results)
     return results
+
+
+def finish_auth(rig: Rig, auth: dict[str, Any], results: dict[str, Any]) -> None:
+    """The auth comparison's summary and what each limiter counted (read while the gateways still run)."""
+    auth["summary"] = authcost.summarize(results)
+    auth["limiter_state"] = {
+        name: authcost.limiter_state(url_of(rig.targets[name], ""), rig.key, rig.key_records[name]["id"])
+        for name in (authcost.FULL, authcost.REDIS)
+        if name in rig.targets and name in rig.key_records
+    }
+
+
+def forget_redis(rig: Rig, auth: dict[str, Any]) -> None:
+    """Delete what the Redis limiter stored for this run's key, and close the connection."""
+    if rig.redis is None:
+        return
+    record = rig.key_records.get(authcost.REDIS)
+    removed = rig.redis.forget([record["id"]]) if record else 0
+    auth["redis"] = {"url": rig.redis.url, "pid": rig.redis.pid, "version": rig.redis.version, "keys_removed": removed}
+    rig.redis.close()
 
 
 def all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -437,6 +574,8 @@ def notes(results: dict[str, Any]) -> list[str]:
     out.append("direct req/s is wrk and the fake sharing one core: a rig ceiling, not a target.")
     if xf_note := crossformat.note(results):
         out.append(xf_note)
+    if auth_note := authcost.note(results.get("auth", {})):
+        out.append(auth_note)
     return out
 
 
@@ -454,6 +593,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where to write JSON and latest.md")
     parser.add_argument("--no-gateway", action="store_true", help="measure only direct and pass-through")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument(
+        "--redis-url", default=authcost.REDIS_URL, help="Redis for the shared-limiter case ('none' skips it)"
+    )
     return parser.parse_args()
 
 
