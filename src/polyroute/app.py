@@ -58,6 +58,7 @@ from polyroute.observability.logging import configure_logging
 from polyroute.routing.catalog import zero_config_providers
 from polyroute.routing.config import RoutingConfig, load_routing_config
 from polyroute.routing.discovery import DiscoveryOptions, ModelDiscovery, initial_table
+from polyroute.routing.fallback import Cooldowns
 from polyroute.routing.pricing import PriceTable
 from polyroute.routing.table import LiveRoutingTable
 from polyroute.settings import Settings
@@ -236,6 +237,7 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         request_log=request_log,
         gate=Gate(limiter),
         prices=prices,
+        cooldowns=Cooldowns(),
         max_body_bytes=settings.max_body_bytes,
     )
     pipeline = Pipeline(services)

@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
+from polyroute.types import JSONObject
+
 
 class GatewayError(Exception):
     """Base of every error that is rendered to a client."""
@@ -234,12 +236,23 @@ class UpstreamProtocolError(UpstreamError):
 
 
 class NoDeploymentAvailableError(GatewayError):
-    """Every candidate deployment failed or is unavailable."""
+    """Every candidate deployment failed or is unavailable; ``details`` says what was tried."""
 
     status_code = 503
     error_type = "service_unavailable_error"
     default_code = "all_models_failed"
     retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: JSONObject | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, headers=headers)
+        self.details: JSONObject = details or {}
+        """``total_attempts``, ``tried_models`` and ``error_history`` (messages truncated and redacted)."""
 
 
 class LimiterUnavailableError(GatewayError):

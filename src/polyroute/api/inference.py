@@ -15,6 +15,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from polyroute.api.access import Ticket
+from polyroute.api.attempts import run_attempts
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import (
     JSON_HEADERS,
@@ -60,6 +61,7 @@ class InferenceEndpoint:
             deployment = outcome.deployment = self.services.routing.current.resolve(
                 request.model, provider=self.provider(scope, payload)
             )
+            pinned = self.provider(scope, payload) is not None
             ticket = await self.services.gate.admit(scope, deployment, request.model)
             exchange = Exchange(
                 scope=scope,
@@ -71,7 +73,12 @@ class InferenceEndpoint:
                 send=send,
                 strict=is_strict(scope),
             )
-            await self.serve(exchange, payload)
+
+            async def attempt(candidate: Deployment) -> None:
+                exchange.deployment = candidate
+                await self.serve(exchange, payload)
+
+            await run_attempts(self.services, scope, outcome, deployment, attempt, pinned=pinned)
         except GatewayError as error:
             outcome.fail(error.status_code, error.code)
             raise

@@ -14,6 +14,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from polyroute.api.access import Ticket
+from polyroute.api.attempts import run_attempts
 from polyroute.api.inference import InferenceEndpoint
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import SSE_HEADERS, Exchange, Pipeline, is_strict
@@ -90,32 +91,17 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         try:
             payload = parse_json_object(await read_body(scope, receive, self.services.max_body_bytes))
             outcome.model, provider, outcome.is_stream = validate_chat(payload)
-            pinned = scope.get("path_params")
-            if pinned:
-                provider = _pinned_provider(pinned["provider"], provider)
+            path_params = scope.get("path_params")
+            if path_params:
+                provider = _pinned_provider(path_params["provider"], provider)
             deployment = outcome.deployment = self.services.routing.current.resolve(outcome.model, provider=provider)
             ticket = await self.services.gate.admit(scope, deployment, outcome.model)
             payload.pop("provider", None)
-            if deployment.target.wire_format is not WireFormat.OPENAI:
-                exchange = Exchange(
-                    scope=scope,
-                    client=self.translator,
-                    request=self.translator.parse_request(payload),
-                    deployment=deployment,
-                    outcome=outcome,
-                    receive=receive,
-                    send=send,
-                    strict=is_strict(scope),
-                )
-                await self.pipeline.serve(exchange)
-                return
-            payload["model"] = deployment.model
-            hide_usage = outcome.is_stream and deployment.target.stream_usage and _ask_for_usage(payload)
-            data = orjson.dumps(payload)
-            if outcome.is_stream:
-                await self._stream(deployment, data, receive, send, outcome, hide_usage=hide_usage)
-            else:
-                await self._complete(deployment, data, send, outcome)
+
+            async def attempt(candidate: Deployment) -> None:
+                await self._attempt(scope, receive, send, outcome, payload, candidate)
+
+            await run_attempts(self.services, scope, outcome, deployment, attempt, pinned=provider is not None)
         except GatewayError as error:
             outcome.fail(error.status_code, error.code)
             raise
@@ -123,6 +109,31 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
             outcome.fail(499, "client_disconnected")
         finally:
             await self.finish(scope, outcome, ticket)
+
+    async def _attempt(
+        self, scope: Scope, receive: Receive, send: Send, outcome: Outcome, payload: dict[str, Any], target: Deployment
+    ) -> None:
+        """One deployment: relayed when it speaks OpenAI's format, translated otherwise."""
+        if target.target.wire_format is not WireFormat.OPENAI:
+            exchange = Exchange(
+                scope=scope,
+                client=self.translator,
+                request=self.translator.parse_request(payload),
+                deployment=target,
+                outcome=outcome,
+                receive=receive,
+                send=send,
+                strict=is_strict(scope),
+            )
+            await self.pipeline.serve(exchange)
+            return
+        body = {**payload, "model": target.model}
+        hide_usage = bool(outcome.is_stream and target.target.stream_usage and _ask_for_usage(body))
+        data = orjson.dumps(body)
+        if outcome.is_stream:
+            await self._stream(target, data, receive, send, outcome, hide_usage=hide_usage)
+        else:
+            await self._complete(target, data, send, outcome)
 
     async def _complete(self, deployment: Deployment, data: bytes, send: Send, outcome: Outcome) -> None:
         reply = await self.services.upstream.post(deployment.target, _PATH, data)

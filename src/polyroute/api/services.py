@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from polyroute.api.access import Gate
 from polyroute.api.pricing import Prices
+from polyroute.routing.fallback import Cooldowns
 from polyroute.routing.table import LiveRoutingTable
 from polyroute.storage.base import RequestLog
 from polyroute.upstream.client import UpstreamClient
@@ -22,4 +23,5 @@ class Services:
     request_log: RequestLog
     gate: Gate
     prices: Prices
+    cooldowns: Cooldowns
     max_body_bytes: int

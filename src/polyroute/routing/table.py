@@ -98,11 +98,13 @@ class RoutingTable:
         self._deployments: dict[tuple[str, str], Deployment] = {}
         self._qualified: dict[str, Deployment] = {}
         self._bare: dict[str, Deployment] = {}
+        self._by_model: dict[str, list[Deployment]] = {}
         for provider in self.providers:
             for model in provider.models or ():
                 deployment = self._deployment(provider, model.id)
                 self._qualified[model.qualified_id] = deployment
                 self._bare.setdefault(model.id, deployment)
+                self._by_model.setdefault(model.id, []).append(deployment)
         self._alias_targets = {
             alias: self._deployment(self._by_name[p], m)
             for alias, (p, _, m) in ((a, t.partition("/")) for a, t in self.aliases.items())
@@ -144,6 +146,10 @@ class RoutingTable:
         if found is None:
             raise self._not_found(name)
         return found
+
+    def alternatives(self, deployment: Deployment) -> list[Deployment]:
+        """The same model served by other providers, in config order (the default fallback scope)."""
+        return [d for d in self._by_model.get(deployment.model, ()) if d.provider != deployment.provider]
 
     def _resolve_pinned(self, name: str, provider: str) -> Deployment:
         state = self._by_name.get(provider)

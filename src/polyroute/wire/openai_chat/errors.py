@@ -8,6 +8,7 @@ import orjson
 
 from polyroute.errors import (
     GatewayError,
+    NoDeploymentAvailableError,
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamRateLimitError,
@@ -71,10 +72,10 @@ def render_error(error: GatewayError) -> tuple[int, JSONObject]:
     error_type = error.error_type
     if isinstance(error, UpstreamBadRequestError) and error.upstream_type:
         error_type = error.upstream_type
-    body: JSONObject = {
-        "error": {"message": error.message, "type": error_type, "code": error.code, "param": error.param}
-    }
-    return error.status_code, body
+    inner: JSONObject = {"message": error.message, "type": error_type, "code": error.code, "param": error.param}
+    if isinstance(error, NoDeploymentAvailableError) and error.details:
+        inner["details"] = error.details
+    return error.status_code, {"error": inner}
 
 
 def render_stream_error(error: GatewayError) -> bytes:
