@@ -153,3 +153,50 @@ def test_anthropic_client_falls_back_too(pair: RunningGateway, upstreams: tuple[
     assert answer.status_code == 200
     assert answer.json()["content"][0]["text"] == "via backup"
     assert answer.headers["x-polyroute-fallback"] == "true"
+
+
+@pytest.fixture
+def configured(
+    fakes: tuple[FakeUpstream, FakeUpstream], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningGateway]:
+    """Two providers with different models, joined by a configured fallback and an alias."""
+    first, second = fakes
+    routing = {
+        "providers": [
+            {
+                "name": "main",
+                "format": "openai",
+                "base_url": first.base_url,
+                "api_key": UPSTREAM_KEY,
+                "models": ["big"],
+            },
+            {
+                "name": "spare",
+                "format": "openai",
+                "base_url": second.base_url,
+                "api_key": UPSTREAM_KEY,
+                "models": ["small"],
+            },
+        ],
+        "aliases": {"smart": "main/big"},
+        "fallbacks": {"smart": ["spare/small"]},
+    }
+    running = start_gateway(routing, tmp_path_factory.mktemp("configured"))
+    yield running
+    running.stop()
+
+
+def test_configured_fallback_of_an_alias(
+    configured: RunningGateway, upstreams: tuple[FakeUpstream, FakeUpstream]
+) -> None:
+    first, second = upstreams
+    first.push(Reply(status=503, json_body=error_body("down", type_="server_error")))
+    second.push(Reply(json_body=completion("small answer")))
+    answer = post(configured, body={**CHAT, "model": "smart"})
+    assert answer.status_code == 200
+    assert (answer.headers["x-polyroute-provider"], answer.headers["x-polyroute-model"]) == ("spare", "small")
+    assert second.received[-1].json()["model"] == "small"
+    first.push(Reply(status=503, json_body=error_body("down", type_="server_error")))
+    plain = post(configured, body={**CHAT, "model": "main/big"})  # the fallback belongs to the alias only
+    assert plain.status_code == 502
+    assert len(second.received) == 1

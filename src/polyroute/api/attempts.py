@@ -1,7 +1,8 @@
 """The fallback loop: one request tried over its candidate deployments until one answers.
 
-Candidates are the resolved deployment, then the same model on other providers (unless the client
-pinned a provider), at most ``MAX_ATTEMPTS``, each at most once. What a failure leads to is the table
+Candidates are the resolved deployment, the routing file's ``fallbacks`` for the requested name, then
+the same model on other providers (unless the client pinned a provider), at most ``MAX_ATTEMPTS``,
+each at most once. What a failure leads to is the table
 in ``routing/fallback.py``. An attempt can only fail before its answer has begun (after that,
 failures are delivered in-band by the endpoint), so nothing is ever sent twice.
 """
@@ -47,7 +48,8 @@ async def run_attempts(
         UpstreamError: the only candidate failed, or a failure the table returns to the client.
         NoDeploymentAvailableError: several candidates failed, or every one is cooling down.
     """
-    queue = [first] if pinned else [first, *services.routing.current.alternatives(first)][:MAX_ATTEMPTS]
+    table = services.routing.current
+    queue = [first] if pinned else table.candidates(outcome.model or first.label, first, limit=MAX_ATTEMPTS)
     can_fall_back = len(queue) > 1
     state = scope["state"]
     base_headers = list(state.get("response_headers", ()))

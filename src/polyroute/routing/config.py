@@ -150,6 +150,11 @@ class RoutingConfig(_Frozen):
     )
     prices: dict[PriceKey, PriceOverride] = Field(default_factory=dict)
     """Per-model price overrides, applied over the built-in table (``routing/prices.yaml``)."""
+    fallbacks: dict[
+        Annotated[str, Field(min_length=1)], Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=10)]
+    ] = Field(default_factory=dict)
+    """Per requested name (``provider/model`` or alias): the models to try next, in order, before the same
+    model on other providers."""
 
     @field_validator("providers")
     @classmethod
@@ -170,6 +175,13 @@ class RoutingConfig(_Frozen):
                 raise ValueError(f"aliases.{alias}: {target!r} is not provider/model")
             if prefix not in names:
                 raise ValueError(f"aliases.{alias}: no provider named {prefix!r}")
+        for name, targets in self.fallbacks.items():
+            for index, target in enumerate(targets):
+                prefix, sep, model = target.partition("/")
+                if target not in self.aliases and not (sep and model and prefix in names):
+                    raise ValueError(f"fallbacks.{name}[{index}]: {target!r} is neither an alias nor provider/model")
+                if target == name:
+                    raise ValueError(f"fallbacks.{name}[{index}]: a model cannot fall back to itself")
         return self
 
 

@@ -64,8 +64,10 @@ def initial_table(
     if config is not None:
         sources: Sequence[tuple[ProviderConfig, str]] = [(p, "config file") for p in config.providers]
         aliases: Mapping[str, str] = config.aliases
+        fallbacks: Mapping[str, list[str]] = config.fallbacks
     else:
         sources, aliases = zero_config_providers(environ, include_keyless=include_keyless), {}
+        fallbacks = {}
     states = []
     for provider, source in sources:
         models = configured_models(provider)
@@ -78,7 +80,7 @@ def initial_table(
                 status="configured" if models is not None else "pending",
             )
         )
-    return RoutingTable(states, aliases)
+    return RoutingTable(states, aliases, fallbacks)
 
 
 class ModelDiscovery:

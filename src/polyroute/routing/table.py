@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from polyroute.errors import InvalidRequestError, ModelNotFoundError
+from polyroute.errors import GatewayError, InvalidRequestError, ModelNotFoundError
 from polyroute.routing.catalog import guess_model_type
 from polyroute.routing.config import ModelType, ProviderConfig
 from polyroute.upstream.client import UpstreamTarget
@@ -91,9 +91,15 @@ class Deployment:
 class RoutingTable:
     """Immutable name → deployment resolution over the registered providers."""
 
-    def __init__(self, providers: Sequence[ProviderState], aliases: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        providers: Sequence[ProviderState],
+        aliases: Mapping[str, str],
+        fallbacks: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.providers = tuple(providers)
         self.aliases = dict(aliases)
+        self.fallbacks = {name: tuple(targets) for name, targets in (fallbacks or {}).items()}
         self._by_name = {p.name: p for p in self.providers}
         self._deployments: dict[tuple[str, str], Deployment] = {}
         self._qualified: dict[str, Deployment] = {}
@@ -120,7 +126,7 @@ class RoutingTable:
         providers = [state if p.name == state.name else p for p in self.providers]
         if state.name not in self._by_name:
             providers.append(state)
-        return RoutingTable(providers, self.aliases)
+        return RoutingTable(providers, self.aliases, self.fallbacks)
 
     def models(self) -> list[ModelInfo]:
         """Every known model, in config order."""
@@ -150,6 +156,25 @@ class RoutingTable:
     def alternatives(self, deployment: Deployment) -> list[Deployment]:
         """The same model served by other providers, in config order (the default fallback scope)."""
         return [d for d in self._by_model.get(deployment.model, ()) if d.provider != deployment.provider]
+
+    def candidates(self, requested: str, first: Deployment, *, limit: int) -> list[Deployment]:
+        """The deployments to try, in order, each once and at most ``limit``.
+
+        ``first``; the configured fallbacks of ``requested`` (or of ``first``'s ``provider/model``); then the
+        same model on other providers.
+        """
+        configured = self.fallbacks.get(requested) or self.fallbacks.get(first.label) or ()
+        found: list[Deployment] = [first]
+        for name in configured:
+            try:
+                found.append(self.resolve(name))
+            except GatewayError:
+                continue  # a fallback whose provider has not listed the model yet: skipped, not fatal
+        found.extend(self.alternatives(first))
+        unique: dict[tuple[str, str], Deployment] = {}
+        for deployment in found:
+            unique.setdefault((deployment.provider, deployment.model), deployment)
+        return list(unique.values())[:limit]
 
     def _resolve_pinned(self, name: str, provider: str) -> Deployment:
         state = self._by_name.get(provider)

@@ -454,3 +454,21 @@ def test_load_routing_config_errors_carry_paths(tmp_path: Path) -> None:
         load_routing_config(path, {})
 
     assert caught.value.problems == ["providers[0].base_url: not a URL (expected http:// or https:// and a host)"]
+
+
+@pytest.mark.parametrize(
+    ("fallbacks", "problem"),
+    [
+        ({"smart": ["nowhere/x"]}, "fallbacks.smart[0]: 'nowhere/x' is neither an alias nor provider/model"),
+        ({"smart": ["smart"]}, "fallbacks.smart[0]: a model cannot fall back to itself"),
+    ],
+)
+def test_fallbacks_name_known_models(fallbacks: dict[str, list[str]], problem: str) -> None:
+    raw = {
+        "providers": [{"name": "p", "format": "openai", "base_url": "http://127.0.0.1:1/v1"}],
+        "aliases": {"smart": "p/m"},
+        "fallbacks": fallbacks,
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_routing_config(raw, {})
+    assert any(problem in line for line in caught.value.problems)
