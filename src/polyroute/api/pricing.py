@@ -16,7 +16,7 @@ from polyroute.api.admin import actor_of, json_response
 from polyroute.api.responses import parse_json_object
 from polyroute.core.messages import Usage
 from polyroute.errors import InvalidRequestError
-from polyroute.routing.pricing import InvalidPricesError, PriceEntry, PriceTable
+from polyroute.routing.pricing import InvalidPricesError, Price, PriceEntry, PriceTable, cost_usd
 from polyroute.routing.table import Deployment
 from polyroute.storage.base import AuditEntry, AuditLog, SettingsStore
 from polyroute.types import JSONObject
@@ -24,24 +24,45 @@ from polyroute.types import JSONObject
 SETTING = "prices"
 
 
+_MAX_CACHED_PRICES = 10_000
+
+
 class Prices:
-    """The price table in use (swapped whole when overrides change)."""
+    """The price table in use (swapped whole when overrides change), with each model's price looked up once."""
 
     def __init__(self, table: PriceTable) -> None:
-        self.table = table
+        self._table = table
+        self._found: dict[tuple[str, str], Price | None] = {}
+
+    @property
+    def table(self) -> PriceTable:
+        """The table in use."""
+        return self._table
+
+    @table.setter
+    def table(self, table: PriceTable) -> None:
+        self._table = table
+        self._found = {}
 
     def cost(self, deployment: Deployment, model: str | None, usage: Usage | None) -> float | None:
         """What a request cost: None when its usage or the model's price is unknown."""
         if usage is None:
             return None
-        return self.table.cost_usd(deployment.provider, model or deployment.model, usage)
+        key = (deployment.provider, model or deployment.model)
+        if key in self._found:
+            price = self._found[key]
+        else:
+            price = self._table.lookup(*key)
+            if len(self._found) < _MAX_CACHED_PRICES:  # model names come from upstreams: bound the cache
+                self._found[key] = price
+        return cost_usd(price, usage)
 
     async def load_overrides(self, settings: SettingsStore) -> None:
         """Apply the run-time overrides stored earlier (invalid stored ones are ignored, as if absent)."""
         stored = await settings.get(SETTING)
         if isinstance(stored, dict) and stored:
             try:
-                self.table = self.table.with_runtime_overrides(stored)
+                self.table = self._table.with_runtime_overrides(stored)
             except InvalidPricesError:
                 return
 
