@@ -58,10 +58,8 @@ class InferenceEndpoint:
             payload = parse_json_object(await read_body(scope, receive, self.services.max_body_bytes))
             request = await self.parse(scope, payload)
             outcome.model, outcome.is_stream = request.model, request.stream
-            deployment = outcome.deployment = self.services.routing.current.resolve(
-                request.model, provider=self.provider(scope, payload)
-            )
-            pinned = self.provider(scope, payload) is not None
+            pinned = self.provider(scope, payload)
+            deployment = outcome.deployment = self.services.routing.current.resolve(request.model, provider=pinned)
             ticket = await self.services.gate.admit(scope, deployment, request.model)
             exchange = Exchange(
                 scope=scope,
@@ -78,7 +76,7 @@ class InferenceEndpoint:
                 exchange.deployment = candidate
                 await self.serve(exchange, payload)
 
-            await run_attempts(self.services, scope, outcome, deployment, attempt, pinned=pinned)
+            await run_attempts(self.services, scope, outcome, deployment, attempt, pinned=pinned is not None)
         except GatewayError as error:
             outcome.fail(error.status_code, error.code)
             raise
