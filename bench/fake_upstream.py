@@ -6,11 +6,14 @@ costs far less CPU per request than anything it sits behind. It answers:
 * ``POST /v1/chat/completions``: a fixed, realistic ``chat.completion`` JSON with ``usage``; when the
   body has ``"stream": true``, an SSE stream of ``--chunks`` content chunks, a finish chunk, a usage
   chunk and ``data: [DONE]`` (chunked transfer encoding).
-* ``GET /v1/models`` (for gateways that discover models) and ``GET /health``.
+* ``GET /v1/models`` (for gateways that discover models) and ``GET /health``, whose answer counts the
+  model-list requests served so far (``{"status":"ok","model_lists":N}``).
 
 ``--delay-ms`` adds a fixed delay before each chat answer (the "20 ms upstream" variant);
-``--chunk-delay-ms`` spaces stream chunks. Connections are kept alive (HTTP/1.1) unless the client
-asks to close. Run: ``python bench/fake_upstream.py --port 9000 [--delay-ms 20]``.
+``--chunk-delay-ms`` spaces stream chunks; ``--fail-status 500`` makes every chat request (streamed
+or not) fail at once with that status and an OpenAI error body (the failing upstream of the failover
+case). Connections are kept alive (HTTP/1.1) unless the client asks to close. Run:
+``python bench/fake_upstream.py --port 9000 [--delay-ms 20] [--fail-status 500]``.
 """
 
 from __future__ import annotations
@@ -102,20 +105,31 @@ _MODELS = _response(
         {"object": "list", "data": [{"id": MODEL, "object": "model", "created": 1_700_000_000, "owned_by": "bench"}]}
     ).encode(),
 )
-_HEALTH = _response("200 OK", b'{"status":"ok"}')
 _NOT_FOUND = _response("404 Not Found", b'{"error":{"message":"not found","type":"invalid_request_error"}}')
+_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable", 529: "Overloaded"}
+
+
+def failure(status: int) -> bytes:
+    """A complete error answer with ``status`` and the body an OpenAI server sends on a server error."""
+    message = "The server had an error while processing your request."
+    doc = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    return _response(f"{status} {_REASONS.get(status, 'Error')}", body)
 
 
 class Config:
     """Precomputed answers and delays shared by every connection."""
 
-    def __init__(self, delay_ms: float, chunk_delay_ms: float, n_chunks: int) -> None:
+    def __init__(self, delay_ms: float, chunk_delay_ms: float, n_chunks: int, fail_status: int = 0) -> None:
         self.delay = delay_ms / 1000.0
+        self.failure = failure(fail_status) if fail_status else None
+        """Sent at once for every chat request when set (``--fail-status``)."""
         self.chunk_delay = chunk_delay_ms / 1000.0
         self.completion = _response("200 OK", _completion_body())
         self.events = stream_events(n_chunks)
         self.stream_all = _STREAM_HEAD + b"".join(self.events)
         self.served = 0
+        self.model_lists = 0
 
 
 class FakeProtocol(asyncio.Protocol):
@@ -161,16 +175,19 @@ class FakeProtocol(asyncio.Protocol):
         keep_alive = self.parser.should_keep_alive()
         path = self.url.split(b"?", 1)[0]
         self.cfg.served += 1
-        if method == b"POST" and path.endswith(b"/chat/completions"):
+        if method == b"POST" and path.endswith(b"/chat/completions") and self.cfg.failure is not None:
+            self._send(self.cfg.failure, keep_alive)
+        elif method == b"POST" and path.endswith(b"/chat/completions"):
             streaming = _STREAM_RE.search(b"".join(self.body)) is not None
             if self.cfg.delay or (streaming and self.cfg.chunk_delay) or self.tail is not None:
                 self.tail = asyncio.ensure_future(self._answer_later(streaming, keep_alive, self.tail))
                 return
             self._send(self.cfg.stream_all if streaming else self.cfg.completion, keep_alive)
         elif method == b"GET" and path.endswith(b"/models"):
+            self.cfg.model_lists += 1
             self._send(_MODELS, keep_alive)
         elif method == b"GET" and path == b"/health":
-            self._send(_HEALTH, keep_alive)
+            self._send(_response("200 OK", b'{"status":"ok","model_lists":%d}' % self.cfg.model_lists), keep_alive)
         else:
             self._send(_NOT_FOUND, keep_alive)
 
@@ -211,7 +228,8 @@ async def serve(host: str, port: int, cfg: Config) -> None:
     """Serve until cancelled."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: FakeProtocol(cfg), host, port, backlog=4096, reuse_address=True)
-    print(f"fake upstream on http://{host}:{port} (delay {cfg.delay * 1000:g} ms)", flush=True)
+    failing = ", every chat request fails" if cfg.failure is not None else ""
+    print(f"fake upstream on http://{host}:{port} (delay {cfg.delay * 1000:g} ms{failing})", flush=True)
     started = time.monotonic()
     try:
         async with server:
@@ -227,8 +245,11 @@ def main() -> None:
     parser.add_argument("--delay-ms", type=float, default=0.0, help="fixed delay before each chat answer")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0, help="gap between stream chunks")
     parser.add_argument("--chunks", type=int, default=20, help="content chunks per streamed answer")
+    parser.add_argument(
+        "--fail-status", type=int, default=0, help="answer every chat request at once with this HTTP status (0: off)"
+    )
     args = parser.parse_args()
-    cfg = Config(args.delay_ms, args.chunk_delay_ms, args.chunks)
+    cfg = Config(args.delay_ms, args.chunk_delay_ms, args.chunks, args.fail_status)
     with contextlib.suppress(KeyboardInterrupt):
         uvloop.run(serve(args.host, args.port, cfg))
 

@@ -10,6 +10,8 @@ from typing import Any
 
 import authcost
 import crossformat
+import deployments
+import failover
 
 # The targets the lead set for polyroute (see bench/README.md).
 LATENCY_RATIO_MAX = 1.5
@@ -124,7 +126,11 @@ def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
     if gw_errors:
         for check in checks:
             check["detail"] += "; gateway returned errors, numbers not valid"
-    return checks + crossformat_checks(results) + [authcost.check(results.get("auth", {}))]
+    return (
+        checks
+        + crossformat_checks(results)
+        + [authcost.check(results.get("auth", {})), failover.check(results.get("failover", {}))]
+    )
 
 
 def _added_ttfb(stream: dict[str, Any], name: str, key: str = "ttfb_p50_us") -> float | None:
@@ -362,6 +368,7 @@ def markdown(results: dict[str, Any]) -> str:
     body = _main_table(results, names) + _delay_table(results, names) + _stream_table(results, names)
     if results["gateway"]["status"] == "ok":
         body += _crossformat_table(results) + _auth_table(results)
+        body += failover.table(results.get("failover", {})) + deployments.table(results.get("deployments", {}))
     checks = ["", "Targets:", ""]
     for c in results["checks"]:
         value = "–" if c["value"] is None else f"{c['value']:.3g}"

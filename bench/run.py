@@ -10,7 +10,9 @@ Anthropic client on ``/v1/messages`` streaming from the OpenAI-format fake: time
 CPU-ms per request next to same-format streaming; ``bench/crossformat.py``). The gateway is measured
 with a ``full`` key that has limits and a budget; the cost of auth, limits and accounting is measured
 against the same key without limits, a gateway without auth and one with the Redis limiter
-(``bench/authcost.py``). Prints a Markdown report with PASS/MISS per target and writes
+(``bench/authcost.py``). Two more gateways of their own measure one fallback hop from a provider that
+answers 500 (``bench/failover.py``) and 200 configured providers against one (``bench/deployments.py``).
+Prints a Markdown report with PASS/MISS per target and writes
 ``<out>/<date>-<host>.json`` and ``<out>/latest.md``. All children are ended on exit, Ctrl-C or
 error. See bench/README.md.
 """
@@ -18,6 +20,7 @@ error. See bench/README.md.
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import functools
 import json
@@ -39,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import authcost
 import crossformat
+import deployments
+import failover
 import loadgen
 import procs
 import report
@@ -81,10 +86,18 @@ class Plan:
     """Auth set-ups that join the 1-connection latency rounds (all of them join the 16-connection runs)."""
     reps_64: int
     """Repeats at 64 connections (the first ones of the throughput repeats)."""
+    fo_rounds: int = 2
+    """Interleaved rounds of the failover hop at one connection."""
+    fo_s: float = 1.0
+    extra_reps: int = 1
+    """Repeats of the 16-connection runs of the failover and deployment-count cases."""
+    extra_s: float = 1.0
+    extra_warmup: float = 1.0
+    """Seconds of the warm-up run of each extra gateway (wrk takes whole seconds only)."""
 
 
-QUICK = Plan(1, 3, 2, 2, 2, (64, 256), 2, 100, 2, 1, 120, (), 1)
-FULL = Plan(2, 5, 3, 4, 3, (16, 64, 256), 4, 250, 4, 2, 360, (authcost.REDIS,), 2)
+QUICK = Plan(1, 3, 2, 2, 2, (64, 256), 2, 100, 2, 1, 170, (), 1)
+FULL = Plan(2, 5, 3, 4, 3, (16, 64, 256), 4, 250, 4, 2, 480, (authcost.REDIS,), 2, 4, 2.0, 2, 3.0, 2.0)
 
 
 @dataclass
@@ -112,6 +125,12 @@ class Rig:
     xf_status: str = "not measured"
     xf_scripts: dict[str, tuple[str, Path]] = field(default_factory=dict)
     """Cross-format CPU runs: case → (gateway URL, wrk script)."""
+    extra: dict[str, procs.Child] = field(default_factory=dict)
+    """The failover and deployment-count processes (name → child), stopped after their phases."""
+    fo_scripts: dict[tuple[str, int], Path] = field(default_factory=dict)
+    """Failover case: (case, connections) → wrk script."""
+    dep_scripts: dict[tuple[str, str], Path] = field(default_factory=dict)
+    """Deployment count: (gateway, request) → wrk script."""
 
 
 def chat_body(model: str, stream: bool = False) -> bytes:
@@ -138,10 +157,11 @@ def start_fakes_and_passthroughs(rig: Rig, slow: procs.Child) -> None:
         (rig.targets if name == "passthrough" else rig.slow_targets)["passthrough"] = child
 
 
-def start_fake(sup: procs.Supervisor, name: str, delay_ms: float) -> procs.Child:
+def start_fake(sup: procs.Supervisor, name: str, delay_ms: float, fail_status: int = 0) -> procs.Child:
     port = procs.free_port()
     argv = [PY, str(BENCH / "fake_upstream.py"), "--port", str(port), "--delay-ms", f"{delay_ms:g}"]
     argv += ["--chunk-delay-ms", str(FAKE_CHUNK_DELAY_MS), "--chunks", str(FAKE_CHUNKS)]
+    argv += ["--fail-status", str(fail_status)] if fail_status else []
     child = sup.start(name, argv, port, HARNESS_CPU)
     if reason := procs.wait_healthy(child, url_of(child, "/health"), 10):
         raise RuntimeError(f"{reason}\n{child.log_tail()}")
@@ -244,6 +264,83 @@ def start_variant(rig: Rig, name: str, child: procs.Child) -> str:
         return f"skipped: {reason}"
     rig.targets[name] = child
     return "ok"
+
+
+def start_extras(rig: Rig, workdir: Path, results: dict[str, Any]) -> None:
+    """The failing fake and the failover and deployment-count gateways (no auth), launched together and checked."""
+    if "gateway" not in rig.targets:
+        results["failover"] = {"status": results["gateway"]["status"]}
+        results["deployments"] = {"status": results["gateway"]["status"]}
+        return
+    failing = start_fake(rig.sup, failover.FAILING, 0, fail_status=failover.FAIL_STATUS)
+    configs = {
+        failover.GATEWAY: failover.routing_file(workdir / "failover.yaml", failing.port, rig.fake.port, authcost.PRICE)
+    }
+    for name, count in deployments.COUNTS.items():
+        configs[name] = deployments.routing_file(workdir / f"{name}.yaml", count, rig.fake.port, authcost.PRICE)
+    no_auth = {"POLYROUTE_REQUIRE_API_KEY": "false"}
+    started = time.monotonic()
+    children = {name: launch_gateway(rig, name, path, workdir, no_auth) for name, path in configs.items()}
+
+    def ready(child: procs.Child) -> tuple[str | None, float]:
+        reason = procs.wait_healthy(child, url_of(child, "/health"), 30)
+        return (f"{reason}; log tail: {child.log_tail(5)!r}" if reason else None), time.monotonic() - started
+
+    with concurrent.futures.ThreadPoolExecutor(len(children)) as pool:
+        waits = dict(zip(children, pool.map(ready, children.values()), strict=True))
+    gw, (reason, healthy_after) = children[failover.GATEWAY], waits[failover.GATEWAY]
+    status = f"skipped: {reason}" if reason else "ok"
+    breaker = failover.relax_breaker(url_of(gw, ""), rig.key) if reason is None else "not checked"
+    if reason is None and (wrong := failover.smoke(_post, url_of(gw), url_of(failing), chat_body)):
+        status = failover.fail_loudly(wrong)
+    results["failover"] = {"status": status, "healthy_after_s": round(healthy_after, 2), "breaker": breaker}
+    if status == "ok":
+        rig.extra |= {failover.GATEWAY: gw, failover.FAILING: failing}
+    reasons = [f"{n}: {waits[n][0]}" for n in deployments.GATEWAYS if waits[n][0]] or [
+        f"{n}: {why}"
+        for n in deployments.GATEWAYS
+        if (why := deployments.smoke(_post, url_of(children[n]), n, chat_body))
+    ]
+    gateways = {
+        n: {"healthy_after_s": round(waits[n][1], 2), "rss_kib": {"start": procs.rss_kib(children[n].pid)}}
+        for n in deployments.GATEWAYS
+    }
+    results["deployments"] = {
+        "status": "skipped: " + "; ".join(reasons) if reasons else "ok",
+        "gateways": gateways,
+        "fake_model_lists": model_lists(rig.fake),
+    }
+    if not reasons:
+        rig.extra |= {n: children[n] for n in deployments.GATEWAYS}
+    for each in [*children.values(), failing]:
+        if each not in rig.extra.values():
+            rig.sup.stop(each)
+    write_extra_scripts(rig, workdir)
+
+
+def model_lists(fake: procs.Child) -> int | None:
+    """How many model-list requests the fake has served (its ``/health`` answer)."""
+    try:
+        with urllib.request.urlopen(url_of(fake, "/health"), timeout=5) as resp:
+            return int(json.loads(resp.read())["model_lists"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def write_extra_scripts(rig: Rig, workdir: Path) -> None:
+    plain = {"Content-Type": "application/json"}
+    if failover.GATEWAY in rig.extra:
+        for case in failover.CASES:
+            for conns in (1, failover.CONNS):
+                path = workdir / f"failover-{case}-c{conns}.lua"
+                body = chat_body(failover.REQUESTED[case])
+                rig.fo_scripts[(case, conns)] = failover.write_script(path, body, plain, timed=conns == 1)
+    if deployments.MANY in rig.extra:
+        for gateway in deployments.GATEWAYS:
+            for request in deployments.REQUESTS:
+                path = workdir / f"{gateway}-{request.replace('/', '-')}.lua"
+                body = chat_body(deployments.requested(gateway, request))
+                rig.dep_scripts[(gateway, request)] = loadgen.write_script(path, body, plain)
 
 
 def messages_body() -> bytes:
@@ -358,7 +455,7 @@ def wrk_once(
     ``also``: more processes (name → pid) whose CPU is counted and is not foreign load (Redis).
     """
     watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {}) | (also or {})
-    servers = sorted({c.pid for c in (*rig.targets.values(), *rig.slow_targets.values())})
+    servers = sorted({c.pid for c in (*rig.targets.values(), *rig.slow_targets.values())} | {child.pid})
     quiet = GATEWAY_QUIET_S if name.startswith("gateway") else 0.2
     settle = functools.partial(procs.wait_quiet, servers, quiet, 6.0)
     everyone = [c.pid for c in rig.sup.children] + list((also or {}).values())
@@ -428,6 +525,65 @@ def measure_crossformat(rig: Rig, plan: Plan) -> dict[str, Any]:
     return crossformat.measure_cpu(run_one, rig.xf_scripts, plan.xf_reps, plan.xf_s)
 
 
+def measure_failover(rig: Rig, plan: Plan) -> dict[str, Any]:
+    """The failover hop (``bench/failover.py``): rounds at one connection, then CPU at 16."""
+    gateway, failing = rig.extra[failover.GATEWAY], rig.extra[failover.FAILING]
+
+    def run_one(case: str, script: Path, conns: int, seconds: float) -> dict[str, Any]:
+        name, child = (failover.FAILING, failing) if case == failover.FAILING_UPSTREAM else (failover.GATEWAY, gateway)
+        return wrk_once(rig, name, child, rig.fake, url_of(child), script, conns, seconds)
+
+    return failover.measure(run_one, rig.fo_scripts, plan.fo_rounds, plan.fo_s, plan.extra_reps, plan.extra_s)
+
+
+def measure_deployments(rig: Rig, plan: Plan, dep: dict[str, Any]) -> None:
+    """1 against 200 providers (``bench/deployments.py``) at 16 connections; RSS after the load."""
+
+    def run_one(gateway: str, script: Path, conns: int, seconds: float) -> dict[str, Any]:
+        child = rig.extra[gateway]
+        return wrk_once(rig, gateway, child, rig.fake, url_of(child), script, conns, seconds)
+
+    dep |= deployments.measure(run_one, rig.dep_scripts, plan.extra_reps, plan.extra_s)
+    for gateway in deployments.GATEWAYS:
+        dep["gateways"][gateway]["rss_kib"]["after"] = procs.rss_kib(rig.extra[gateway].pid)
+
+
+def warm_extras(rig: Rig, plan: Plan) -> None:
+    """One wrk run on each extra gateway, back to back; the last waits until all of them are idle again."""
+    jobs = (
+        [(rig.extra[failover.GATEWAY], rig.fo_scripts[(failover.NO_FALLBACK, failover.CONNS)])]
+        if rig.fo_scripts
+        else []
+    )
+    jobs += [
+        (rig.extra[gw], script) for (gw, request), script in rig.dep_scripts.items() if request == deployments.SHARED
+    ]
+    pids = [child.pid for child in rig.extra.values()]
+    for i, (child, script) in enumerate(jobs):
+        last = i == len(jobs) - 1
+        settle = functools.partial(procs.wait_quiet, pids, GATEWAY_QUIET_S, 6.0) if last else lambda: 0.0
+        loadgen.run_wrk(url_of(child), script, 16, plan.extra_warmup, {}, settle)
+
+
+def measure_extras(rig: Rig, plan: Plan, results: dict[str, Any]) -> None:
+    """The failover and deployment-count phases, each when it fits in the time budget; then their processes end."""
+    warm_up = "warm-up of the failover and deployment gateways"
+    if rig.extra and time_left(rig, len(rig.extra) * plan.extra_warmup + 3, warm_up, results):
+        warm_extras(rig, plan)
+    gateway_run = plan.extra_s + GATEWAY_QUIET_S + 0.6
+    rounds = plan.fo_rounds * (2 * (plan.fo_s + GATEWAY_QUIET_S + 0.6) + plan.fo_s + 0.5)
+    if failover.GATEWAY in rig.extra and time_left(
+        rig, rounds + 2 * plan.extra_reps * gateway_run, "failover hop", results
+    ):
+        results["failover"] |= measure_failover(rig, plan)
+    needed = len(deployments.GATEWAYS) * (len(deployments.REQUESTS) * plan.extra_reps + 1) * gateway_run
+    if deployments.MANY in rig.extra and time_left(rig, needed, "deployment count (1 vs 200 providers)", results):
+        measure_deployments(rig, plan, results["deployments"])
+    for child in rig.extra.values():
+        rig.sup.stop(child)
+    rig.extra.clear()
+
+
 def rss_all(rig: Rig) -> dict[str, int]:
     """RSS of each server process (the auth-only set-up is the main gateway's process)."""
     return {name: procs.rss_kib(child.pid) for name, child in rig.targets.items() if name != authcost.AUTH_ONLY}
@@ -473,6 +629,7 @@ def run_phases(rig: Rig, plan: Plan, slow: procs.Child, results: dict[str, Any])
     results["latency_c1"] = measure_latency(rig, plan)
     print("throughput", flush=True)
     results["throughput"], results["throughput_runs"] = measure_throughput(rig, plan)
+    measure_extras(rig, plan, results)
     results["delay20"], results["stream"], n = {}, {}, len(order(rig))
     xf = rig.xf_status == "ok"
     if time_left(rig, plan.stream_rounds * (n + xf) * STREAM_S + 3, "streaming check", results):
@@ -515,6 +672,8 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
     print(f"gateway: {rig.gateway_status}; " + ", ".join(f"{n}: {v}" for n, v in rig.variants.items()), flush=True)
     status = "ok" if "gateway" in rig.targets else rig.gateway_status
     results["gateway"] = {"status": status, "detail": rig.gateway_status, "key": rig.key_records.get(authcost.FULL)}
+    start_extras(rig, workdir, results)
+    print(f"failover: {results['failover']['status']}; deployments: {results['deployments']['status']}", flush=True)
     upstream = {"content_chunks": FAKE_CHUNKS, "chunk_delay_ms": FAKE_CHUNK_DELAY_MS}
     results["crossformat"] = {"status": rig.xf_status if "gateway" in rig.targets else status, "upstream": upstream}
     results["auth"] = {"status": rig.variants.get(authcost.NO_AUTH, status) if status == "ok" else status}
@@ -553,6 +712,7 @@ def forget_redis(rig: Rig, auth: dict[str, Any]) -> None:
 def all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
     runs = [r for rnd in results["latency_c1"]["rounds"] for r in rnd.values()]
     runs += results["throughput_runs"] + results["crossformat"].get("runs", [])
+    runs += results.get("failover", {}).get("runs", []) + results.get("deployments", {}).get("runs", [])
     return runs + [r for per in results["delay20"].values() for r in per.values()]
 
 

@@ -33,6 +33,7 @@ from polyroute.api.access import Gate, KeyRing
 from polyroute.api.admin import KeysApi, MonitorApi
 from polyroute.api.anthropic import CountTokensEndpoint, messages_endpoint
 from polyroute.api.auth import OPEN_PATHS, LoginApi, LoginThrottle, Passwords
+from polyroute.api.combos import ComboRegistry
 from polyroute.api.dispatch import InferenceDispatcher
 from polyroute.api.gemini import GeminiModels, GenerateContentEndpoint
 from polyroute.api.health import Readiness, health
@@ -44,23 +45,29 @@ from polyroute.api.openai import ChatCompletionsEndpoint
 from polyroute.api.openai_responses import ResponsesEndpoint, StoredResponses
 from polyroute.api.pipeline import Pipeline
 from polyroute.api.pricing import Prices, PricingApi
+from polyroute.api.resilience import ResilienceApi, load_profile
 from polyroute.api.responses import gateway_error_handler, http_exception_handler, unexpected_error_handler
 from polyroute.api.services import Services
 from polyroute.api.sessions import Sessions
+from polyroute.api.telemetry import TelemetryApi
 from polyroute.api.usage import Retention, UsageApi
 from polyroute.core.passwords import password_problem
 from polyroute.errors import ConfigError, GatewayError
+from polyroute.health import Health, InProcessHealth
 from polyroute.limits.base import Limiter
 from polyroute.limits.memory import InProcessLimiter
 from polyroute.middleware.authentication import AuthenticationMiddleware, Authenticator
 from polyroute.middleware.request_id import RequestIdMiddleware, RequestIds
 from polyroute.observability.logging import configure_logging
 from polyroute.routing.catalog import zero_config_providers
+from polyroute.routing.combos import ComboOrder
 from polyroute.routing.config import RoutingConfig, load_routing_config
+from polyroute.routing.credentials import CredentialRotation
 from polyroute.routing.discovery import DiscoveryOptions, ModelDiscovery, initial_table
-from polyroute.routing.fallback import Cooldowns
+from polyroute.routing.planner import Planner
 from polyroute.routing.pricing import PriceTable
 from polyroute.routing.table import LiveRoutingTable
+from polyroute.routing.telemetry import Telemetry
 from polyroute.settings import Settings
 from polyroute.storage.audit import SqlAuditLog
 from polyroute.storage.batch import BatchingRequestLog
@@ -100,6 +107,15 @@ def check_settings(settings: Settings) -> None:
         problems.append(f"POLYROUTE_INITIAL_PASSWORD {problem}")
     if problems:
         raise ConfigError(problems)
+
+
+def make_health(settings: Settings) -> Health:
+    """Deployment health shared through Redis when ``POLYROUTE_REDIS_URL`` is set, else in-process."""
+    if settings.redis_url:
+        from polyroute.health.redis import RedisHealth
+
+        return RedisHealth(settings.redis_url)
+    return InProcessHealth()
 
 
 def make_limiter(settings: Settings) -> Limiter:
@@ -191,9 +207,38 @@ class _Components:
     sessions: Sessions
     ip_filter: IpFilter
     retention: Retention
+    health: Health
+    combos: ComboRegistry
     hot: Mapping[str, ASGIApp]
     """The inference endpoints by path, served by the dispatcher's fast path (Starlette routes the same
     instances, so other methods get a 405 and pinned variants share them)."""
+
+
+def _services(  # noqa: PLR0913  (the composition root hands each collaborator over by name)
+    settings: Settings,
+    live: LiveRoutingTable,
+    upstream: UpstreamClient,
+    *,
+    images: ImageFetcher,
+    request_log: BatchingRequestLog,
+    limiter: Limiter,
+    prices: Prices,
+    health: Health,
+) -> Services:
+    telemetry = Telemetry()
+    return Services(
+        routing=live,
+        upstream=upstream,
+        images=images,
+        request_log=request_log,
+        gate=Gate(limiter),
+        prices=prices,
+        planner=Planner(live, telemetry, lambda: prices.table, ComboOrder()),
+        health=health,
+        telemetry=telemetry,
+        rotation=CredentialRotation(),
+        max_body_bytes=settings.max_body_bytes,
+    )
 
 
 def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapping[str, str]) -> _Components:
@@ -230,20 +275,22 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
     key_store = SqlKeyStore(engine)
     ring = KeyRing(key_store) if settings.require_api_key else None
     keys = KeyService(key_store, SqlAuditLog(engine), on_change=ring.forget_key if ring is not None else None)
-    services = Services(
-        routing=live,
-        upstream=upstream,
-        images=images,
-        request_log=request_log,
-        gate=Gate(limiter),
-        prices=prices,
-        cooldowns=Cooldowns(),
-        max_body_bytes=settings.max_body_bytes,
+    health = make_health(settings)
+    settings_store = SqlSettingsStore(engine)
+    pipeline = Pipeline(
+        _services(
+            settings,
+            live,
+            upstream,
+            images=images,
+            request_log=request_log,
+            limiter=limiter,
+            prices=prices,
+            health=health,
+        )
     )
-    pipeline = Pipeline(services)
     responses = SqlResponseStore(engine)
     ollama_chat = chat_endpoint(pipeline)
-    settings_store = SqlSettingsStore(engine)
     hot: dict[str, ASGIApp] = {
         "/v1/chat/completions": ChatCompletionsEndpoint(pipeline),
         "/v1/messages": messages_endpoint(pipeline),
@@ -269,6 +316,8 @@ def _components(settings: Settings, routing: RoutingConfig | None, environ: Mapp
         sessions=Sessions(settings_store),
         ip_filter=IpFilter(settings_store),
         retention=Retention(usage, days=settings.log_retention_days),
+        health=health,
+        combos=ComboRegistry(live, settings_store, health.bus, keys.audit),
         hot=hot,
     )
 
@@ -280,6 +329,9 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
             await upgrade(parts.settings.resolved_database_url)
             await bootstrap_admin_key(parts.keys, parts.settings)
         await parts.pipeline.services.prices.load_overrides(parts.settings_store)
+        await parts.health.start()
+        await load_profile(parts.health, parts.settings_store)
+        await parts.combos.load()
         initial = parts.settings.initial_password
         await parts.passwords.bootstrap(initial.get_secret_value() if initial else None)
         await parts.ip_filter.load()
@@ -300,6 +352,7 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
             await parts.ip_filter.aclose()
             await parts.retention.aclose()
             await parts.limiter.aclose()
+            await parts.health.aclose()
             await parts.discovery.aclose()
             await parts.request_log.aclose()
             await parts.upstream.aclose()
@@ -359,6 +412,7 @@ def _routes(parts: _Components) -> list[Route]:
         Route("/api/pricing", pricing.show, methods=["GET"]),
         Route("/api/pricing", pricing.replace, methods=["PUT"]),
         Route("/api/compliance/audit-log", monitor.audit_log, methods=["GET"]),
+        *_resilience_routes(parts),
         Route("/api/auth/login", login.login, methods=["POST"]),
         Route("/api/auth/logout", login.logout, methods=["POST"]),
         Route("/api/auth/password", login.change_password, methods=["PUT"]),
@@ -376,6 +430,31 @@ def _routes(parts: _Components) -> list[Route]:
         Route("/v1/providers", listing.list_providers, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/ready", Readiness(parts.live, storage_ok).check, methods=["GET"]),
+    ]
+
+
+def _resilience_routes(parts: _Components) -> list[Route]:
+    resilience = ResilienceApi(
+        parts.health,
+        parts.live,
+        parts.pipeline.services.telemetry,
+        parts.settings_store,
+        parts.keys.audit,
+        shared=bool(parts.settings.redis_url),
+    )
+    telemetry = TelemetryApi(parts.usage)
+    combos = parts.combos
+    return [
+        Route("/api/resilience", resilience.show, methods=["GET"]),
+        Route("/api/resilience", resilience.replace, methods=["PUT"]),
+        Route("/api/resilience/reset", resilience.reset, methods=["POST"]),
+        Route("/api/models/availability", resilience.availability, methods=["GET"]),
+        Route("/api/models/availability", resilience.clear, methods=["POST"]),
+        Route("/api/monitoring/health", resilience.overview, methods=["GET"]),
+        Route("/api/telemetry/summary", telemetry.summary, methods=["GET"]),
+        Route("/api/combos", combos.list, methods=["GET"]),
+        Route("/api/combos/{name:path}", combos.put, methods=["PUT"]),
+        Route("/api/combos/{name:path}", combos.delete, methods=["DELETE"]),
     ]
 
 

@@ -21,7 +21,8 @@ Hierarchy::
     │   │   └── UpstreamServerError         5xx and 529; retryable; rendered as 502
     │   ├── UpstreamTimeoutError        504; retryable
     │   ├── UpstreamConnectionError     502; retryable
-    │   └── UpstreamProtocolError       502; the upstream sent something unparseable
+    │   ├── UpstreamProtocolError       502; the upstream sent something unparseable
+    │   └── UpstreamEmptyAnswerError    502; a successful answer with no content and no tool call
     ├── NoDeploymentAvailableError      503
     └── LimiterUnavailableError         503; the shared limiter (Redis) did not answer in time
     ConfigError                         start-up only; not a GatewayError; never rendered to a client
@@ -233,6 +234,12 @@ class UpstreamProtocolError(UpstreamError):
 
     default_code = "upstream_protocol_error"
     retryable = False
+
+
+class UpstreamEmptyAnswerError(UpstreamError):
+    """The upstream answered successfully with nothing in it: no text, no reasoning, no tool call."""
+
+    default_code = "empty_answer"
 
 
 class NoDeploymentAvailableError(GatewayError):

@@ -43,6 +43,9 @@ def add_parser(commands: Any) -> None:
     create.add_argument("--daily-budget", type=float, help="daily budget in USD")
     create.add_argument("--rpm", type=int, help="requests per minute")
     create.add_argument("--expires-at", type=float, help="expiry as Unix seconds")
+    create.add_argument(
+        "--fallback-scope", choices=["same_model", "configured", "any"], help="how far fallback may wander"
+    )
     listing = actions.add_parser("list", help="list keys")
     listing.add_argument("--type", choices=[t.value for t in KeyType])
     listing.add_argument("--status", choices=[s.value for s in KeyStatus])
@@ -52,7 +55,7 @@ def add_parser(commands: Any) -> None:
 
 def _spec(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {"type": args.type}
-    for field in ("name", "owner", "models", "expires_at"):
+    for field in ("name", "owner", "models", "expires_at", "fallback_scope"):
         if getattr(args, field) is not None:
             body[field] = getattr(args, field)
     budget = {k: v for k, v in (("total_usd", args.budget), ("daily_usd", args.daily_budget)) if v is not None}

@@ -12,7 +12,7 @@ from polyroute.storage.migrate import upgrade
 from polyroute.storage.sql import SqlRequestLogSink, create_engine, ping
 from tests.storage_fixtures import make_record, migrate_to, schema_diff
 
-HEAD = "0003"
+HEAD = "0004"
 
 
 async def test_upgrade_creates_schema_matching_tables(database_url: str) -> None:
@@ -225,7 +225,7 @@ async def test_upgrade_from_0002_keeps_rows_and_defaults_the_usage_columns(datab
         sink = SqlRequestLogSink(engine)
         assert await sink.recent() == old[::-1]
         stored = (await sink.recent())[0]
-        assert stored[17:] == (None, None, None, None, False)
+        assert stored[17:] == (None, None, None, None, False, None, False)
         new = make_record(3, cache_read_tokens=5, cost_usd=0.5, estimated=True)
         await sink.write_batch([new])
         assert await sink.recent() == [new, *old[::-1]]
@@ -282,7 +282,7 @@ async def test_sink_round_trips_usage_columns(database_url: str) -> None:
     assert (newest, middle) == (zero_cost, full)
     assert (middle.cost_usd, middle.estimated, middle.cache_write_tokens) == (0.000123456789, True, 0)
     assert (newest.cost_usd, newest.estimated) == (0.0, False)
-    assert oldest[17:] == (None, None, None, None, False)
+    assert oldest[17:] == (None, None, None, None, False, None, False)
 
 
 async def test_sink_coerces_usage_values_a_database_rejects(database_url: str) -> None:

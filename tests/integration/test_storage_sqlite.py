@@ -21,7 +21,7 @@ async def test_upgrade_creates_the_missing_parent_dir(sqlite_url: str) -> None:
     await upgrade(sqlite_url)
     conn = sqlite3.connect(db_path(sqlite_url))
     try:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
     finally:
         conn.close()
 
@@ -31,7 +31,7 @@ def test_upgrade_sync_migrates(sqlite_url: str) -> None:
     upgrade_sync(sqlite_url)
     conn = sqlite3.connect(db_path(sqlite_url))
     try:
-        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0003",)]
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("0004",)]
     finally:
         conn.close()
 

@@ -36,7 +36,7 @@ class CountTokensEndpoint:
         payload = parse_json_object(await read_body(scope, receive, self.services.max_body_bytes))
         # A count needs no max_tokens; the parser insists on one for real requests.
         request = anthropic_messages.parse_request({**payload, "max_tokens": payload.get("max_tokens") or 1})
-        deployment = self.services.routing.current.resolve(request.model)
+        deployment = self.services.planner.plan(request.model).deployments[0]
         if deployment.target.wire_format is WireFormat.ANTHROPIC:
             payload["model"] = deployment.model
             payload.pop("max_tokens", None)

@@ -85,7 +85,7 @@ class GenerateContentEndpoint(InferenceEndpoint):
         if "contents" not in payload and isinstance(payload.get("generateContentRequest"), dict):
             payload = payload["generateContentRequest"]
         request = gemini.parse_request(payload, model=model)
-        deployment = self.services.routing.current.resolve(request.model)
+        deployment = self.services.planner.plan(request.model).deployments[0]
         body = orjson.dumps({"totalTokens": estimate_input_tokens(request)})
         headers = (*self.pipeline.headers(deployment, JSON_HEADERS), (b"x-polyroute-estimated", b"true"))
         await send_bytes(send, 200, body, headers)

@@ -9,13 +9,14 @@ the few things that differ by API: where the model is named, whether it streams,
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from polyroute.api.access import Ticket
-from polyroute.api.attempts import run_attempts
+from polyroute.api.attempts import Attempts, Try, plan_request
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import (
     JSON_HEADERS,
@@ -27,8 +28,9 @@ from polyroute.api.pipeline import (
 )
 from polyroute.api.responses import ClientDisconnectedError, DisconnectWatch, parse_json_object, read_body, send_bytes
 from polyroute.core.accumulate import Accumulator
+from polyroute.core.events import is_content
 from polyroute.core.messages import ChatRequest, ChatResponse
-from polyroute.errors import GatewayError, UpstreamConnectionError, UpstreamError
+from polyroute.errors import GatewayError, UpstreamConnectionError, UpstreamEmptyAnswerError, UpstreamError
 from polyroute.routing.table import Deployment
 from polyroute.upstream.client import UpstreamStream
 from polyroute.wire import WireFormat
@@ -59,7 +61,8 @@ class InferenceEndpoint:
             request = await self.parse(scope, payload)
             outcome.model, outcome.is_stream = request.model, request.stream
             pinned = self.provider(scope, payload)
-            deployment = outcome.deployment = self.services.routing.current.resolve(request.model, provider=pinned)
+            plan = plan_request(self.services, scope, request, provider=pinned)
+            deployment = outcome.deployment = plan.deployments[0]
             ticket = await self.services.gate.admit(scope, deployment, request.model)
             exchange = Exchange(
                 scope=scope,
@@ -72,11 +75,14 @@ class InferenceEndpoint:
                 strict=is_strict(scope),
             )
 
-            async def attempt(candidate: Deployment) -> None:
-                exchange.deployment = candidate
-                await self.serve(exchange, payload)
+            async def attempt(candidate: Try, hedged_send: Send | None) -> None:
+                current = exchange if hedged_send is None else replace(exchange, send=hedged_send)
+                current.deployment = candidate.deployment
+                current.credential = candidate.credential
+                current.accept_empty = candidate.last
+                await self.serve(current, payload)
 
-            await run_attempts(self.services, scope, outcome, deployment, attempt, pinned=pinned is not None)
+            await Attempts(self.services, scope, send, outcome, plan, attempt).run()
         except GatewayError as error:
             outcome.fail(error.status_code, error.code)
             raise
@@ -126,7 +132,7 @@ class InferenceEndpoint:
         path = self.translator.request_path(deployment.model, stream=exchange.request.stream)
         body = self.relay_body(payload, deployment)
         if not exchange.request.stream:
-            reply = await self.services.upstream.post(deployment.target, path, body)
+            reply = await self.services.upstream.post(deployment.target, path, body, credential=exchange.credential)
             _note_answer(exchange, self.translator, reply.body)
             headers = [
                 *self.pipeline.headers(deployment, JSON_HEADERS),
@@ -134,12 +140,14 @@ class InferenceEndpoint:
             ]
             await send_bytes(exchange.send, reply.status, reply.body, headers)
             return
-        async with self.services.upstream.open_stream(deployment.target, path, body) as source:
+        upstream = self.services.upstream
+        async with upstream.open_stream(deployment.target, path, body, credential=exchange.credential) as source:
             start = self.pipeline.headers(deployment, stream_headers(self.format))
-            await exchange.send({"type": "http.response.start", "status": 200, "headers": list(start)})
             tap = _Tap(self.translator.stream_parser(provider=deployment.provider), deployment.target.wire_format)
             with DisconnectWatch(exchange.receive) as watch:
-                error = await _relay(source, tap, exchange)
+                error = await _relay(
+                    source, tap, exchange, {"type": "http.response.start", "status": 200, "headers": list(start)}
+                )
         outcome = exchange.outcome
         if watch.disconnected:
             outcome.fail(499, "client_disconnected")
@@ -162,13 +170,15 @@ class _Tap:
     The client gets the bytes whatever the tap makes of them; a tap that cannot parse stops watching.
     """
 
-    __slots__ = ("accumulator", "ended", "parser", "started", "watching")
+    __slots__ = ("accumulator", "content", "ended", "parser", "started", "watching")
 
     def __init__(self, parser: StreamChunkParser, fmt: WireFormat) -> None:
         self.parser = parser
         self.accumulator = Accumulator(source_format=fmt.value)
         self.started = False
         self.ended = False
+        self.content = False
+        """Text, reasoning or a tool call has been seen (the answer is not empty)."""
         self.watching = True
 
     def feed(self, chunk: bytes, *, final: bool = False) -> None:
@@ -181,26 +191,64 @@ class _Tap:
                     self.started = True
                 elif event.kind == "message_end":
                     self.ended = True
+                elif not self.content and is_content(event):
+                    self.content = True
         except (GatewayError, ValueError) as exc:
             # The relay stays byte-exact; the row just lacks usage (and the end is taken on trust).
             logger.info("stream tap stopped: %s", exc)
             self.watching = False
             self.ended = True
+            self.content = True
 
 
-async def _relay(source: UpstreamStream, tap: _Tap, exchange: Exchange) -> UpstreamError | None:
-    """Copy the upstream's bytes to the client as they arrive; an upstream failure is returned."""
+async def _relay(source: UpstreamStream, tap: _Tap, exchange: Exchange, start: Message) -> UpstreamError | None:
+    """Copy the upstream's bytes to the client as they arrive; a failure after the commit point is returned.
+
+    Nothing goes out before the first content (text, reasoning, a tool call): until then a failure, or
+    an answer that ends empty, is raised, and the next candidate may still answer.
+    """
+    held: list[bytes] | None = []
     while True:
         try:
             chunk = await source.read()
         except UpstreamError as error:
+            if held is None:
+                return error
+            if not exchange.accept_empty:
+                raise
+            await _commit(exchange, start, held)
             return error
         if not chunk:
             tap.feed(b"", final=True)
+            if held is not None:
+                if not exchange.accept_empty:
+                    raise _nothing_said(exchange.deployment, ended=tap.ended)
+                await _commit(exchange, start, held)
             return None
-        exchange.outcome.mark_first_byte()
         tap.feed(chunk)
-        await exchange.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if held is None:
+            await exchange.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        elif tap.content:
+            held.append(chunk)
+            await _commit(exchange, start, held)
+            held = None
+        else:
+            held.append(chunk)
+
+
+async def _commit(exchange: Exchange, start: Message, held: list[bytes]) -> None:
+    """The commit point of a relayed stream: its status, and what was held back until content came."""
+    exchange.outcome.mark_first_byte()
+    await exchange.send(start)
+    if held:
+        await exchange.send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
+
+
+def _nothing_said(deployment: Deployment, *, ended: bool) -> UpstreamError:
+    provider = deployment.provider
+    if ended:
+        return UpstreamEmptyAnswerError(f"{provider} answered with no content and no tool call", provider=provider)
+    return UpstreamConnectionError(f"{provider} ended the stream before it finished", provider=provider)
 
 
 def _note_answer(exchange: Exchange, translator: Translator, body: bytes) -> None:
@@ -211,3 +259,5 @@ def _note_answer(exchange: Exchange, translator: Translator, body: bytes) -> Non
         return
     exchange.outcome.set_usage(response.usage)
     exchange.outcome.upstream_model = response.model or None
+    if not exchange.accept_empty and not response.has_content:
+        raise _nothing_said(exchange.deployment, ended=True)

@@ -28,6 +28,7 @@ from polyroute.core.keys import (
     new_secret,
 )
 from polyroute.errors import InvalidRequestError, NotFoundError
+from polyroute.routing.config import FallbackScope
 from polyroute.storage.base import AuditEntry, AuditLog, KeyStore
 from polyroute.types import JSONObject
 
@@ -90,6 +91,8 @@ class KeyChanges(_Strict):
     ips: Annotated[list[_Text], Field(max_length=256)] | None = None
     expires_at: float | datetime | None = None
     no_log: bool | None = None
+    fallback_scope: FallbackScope | None = None
+    """How far fallback may wander for this key's requests; null in a change: back to the alias's or global."""
 
     @field_validator("ips")
     @classmethod
@@ -148,6 +151,7 @@ def key_record(key: ApiKey) -> JSONObject:
         "budget": {name: getattr(key.budget, name) for name in BudgetSpec.model_fields},
         "ips": list(key.ips),
         "no_log": key.no_log,
+        "fallback_scope": key.fallback_scope,
         "status": key.status.value,
         "created_at": key.created_at,
         "expires_at": key.expires_at,
@@ -162,6 +166,8 @@ def _apply(key: ApiKey, changes: KeyChanges) -> ApiKey:
     for name in ("name", "owner", "no_log"):
         if name in given and getattr(changes, name) is not None:
             updates[name] = getattr(changes, name)
+    if "fallback_scope" in given:
+        updates["fallback_scope"] = changes.fallback_scope.value if changes.fallback_scope else None
     if "metadata" in given:
         updates["metadata"] = changes.metadata or {}
     if "models" in given:

@@ -51,6 +51,11 @@ class ModelListing:
                 known = next((m for m in (state.models or ()) if m.id == model_id), None) if state else None
                 entry = self._entry(known or ModelInfo(id=model_id, provider=owner, type=ModelType.TEXT))
                 entries.append({**entry, "id": alias, "owned_by": "polyroute", "alias_for": target})
+        if provider is None:
+            for name, combo in table.policy.combos.items():
+                combo_entry = {"id": name, "object": "model", "created": self._created, "owned_by": "polyroute"}
+                combo_entry.update(provider=None, type=ModelType.TEXT.value, combo=combo.strategy.value)
+                entries.append({**combo_entry, "members": list(combo.models)})
         return [e for e in entries if wanted in (None, e["type"])]
 
     def _filtered(self, request: Request) -> list[dict[str, Any]]:

@@ -11,13 +11,13 @@ import re
 from typing import Any
 
 import orjson
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from polyroute.api.access import Ticket
-from polyroute.api.attempts import run_attempts
+from polyroute.api.attempts import Attempts, Try, plan_request
 from polyroute.api.inference import InferenceEndpoint
 from polyroute.api.outcome import Outcome
-from polyroute.api.pipeline import SSE_HEADERS, Exchange, Pipeline, is_strict
+from polyroute.api.pipeline import SSE_HEADERS, Exchange, Pipeline, empty_answer, is_strict
 from polyroute.api.responses import (
     ClientDisconnectedError,
     DisconnectWatch,
@@ -94,14 +94,15 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
             path_params = scope.get("path_params")
             if path_params:
                 provider = _pinned_provider(path_params["provider"], provider)
-            deployment = outcome.deployment = self.services.routing.current.resolve(outcome.model, provider=provider)
+            plan = plan_request(self.services, scope, payload, provider=provider)
+            deployment = outcome.deployment = plan.deployments[0]
             ticket = await self.services.gate.admit(scope, deployment, outcome.model)
             payload.pop("provider", None)
 
-            async def attempt(candidate: Deployment) -> None:
-                await self._attempt(scope, receive, send, outcome, payload, candidate)
+            async def attempt(candidate: Try, hedged_send: Send | None) -> None:
+                await self._attempt(scope, receive, hedged_send or send, outcome, payload, candidate)
 
-            await run_attempts(self.services, scope, outcome, deployment, attempt, pinned=provider is not None)
+            await Attempts(self.services, scope, send, outcome, plan, attempt).run()
         except GatewayError as error:
             outcome.fail(error.status_code, error.code)
             raise
@@ -111,9 +112,10 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
             await self.finish(scope, outcome, ticket)
 
     async def _attempt(
-        self, scope: Scope, receive: Receive, send: Send, outcome: Outcome, payload: dict[str, Any], target: Deployment
+        self, scope: Scope, receive: Receive, send: Send, outcome: Outcome, payload: dict[str, Any], candidate: Try
     ) -> None:
         """One deployment: relayed when it speaks OpenAI's format, translated otherwise."""
+        target = candidate.deployment
         if target.target.wire_format is not WireFormat.OPENAI:
             exchange = Exchange(
                 scope=scope,
@@ -124,6 +126,8 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
                 receive=receive,
                 send=send,
                 strict=is_strict(scope),
+                credential=candidate.credential,
+                accept_empty=candidate.last,
             )
             await self.pipeline.serve(exchange)
             return
@@ -131,13 +135,16 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         hide_usage = bool(outcome.is_stream and target.target.stream_usage and _ask_for_usage(body))
         data = orjson.dumps(body)
         if outcome.is_stream:
-            await self._stream(target, data, receive, send, outcome, hide_usage=hide_usage)
+            await self._stream(candidate, data, receive, send, outcome, hide_usage=hide_usage)
         else:
-            await self._complete(target, data, send, outcome)
+            await self._complete(candidate, data, send, outcome)
 
-    async def _complete(self, deployment: Deployment, data: bytes, send: Send, outcome: Outcome) -> None:
-        reply = await self.services.upstream.post(deployment.target, _PATH, data)
+    async def _complete(self, candidate: Try, data: bytes, send: Send, outcome: Outcome) -> None:
+        deployment = candidate.deployment
+        reply = await self.services.upstream.post(deployment.target, _PATH, data, credential=candidate.credential)
         answer = _load_answer(reply.body, deployment)
+        if not candidate.last and not openai_chat.has_content(answer):
+            raise empty_answer(deployment)
         outcome.set_usage(openai_chat.parse_usage(answer))
         model = answer.get("model")
         outcome.upstream_model = model if isinstance(model, str) else None
@@ -145,14 +152,18 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
         await send_bytes(send, reply.status, reply.body, headers)
 
     async def _stream(
-        self, deployment: Deployment, data: bytes, receive: Receive, send: Send, outcome: Outcome, *, hide_usage: bool
+        self, candidate: Try, data: bytes, receive: Receive, send: Send, outcome: Outcome, *, hide_usage: bool
     ) -> None:
+        deployment = candidate.deployment
         tap = openai_chat.StreamTap()
-        async with self.services.upstream.open_stream(deployment.target, _PATH, data) as upstream:
+        stream = self.services.upstream.open_stream(deployment.target, _PATH, data, credential=candidate.credential)
+        async with stream as upstream:
             headers = list(self.pipeline.headers(deployment, SSE_HEADERS))
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            relay = _Relay(
+                upstream, tap, send, outcome, {"type": "http.response.start", "status": 200, "headers": headers}
+            )
             with DisconnectWatch(receive) as watch:
-                error = await _relay(upstream, tap, send, outcome, hide_usage=hide_usage)
+                error = await relay.run(deployment, hide_usage=hide_usage, accept_empty=candidate.last)
             if watch.disconnected:
                 outcome.fail(499, "client_disconnected")
         outcome.upstream_model = tap.model or None
@@ -162,9 +173,7 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
                 if tap.is_finished:
                     await send({"type": "http.response.body", "body": _DONE, "more_body": True})
                 else:
-                    error = UpstreamConnectionError(
-                        f"{deployment.provider} ended the stream before it finished", provider=deployment.provider
-                    )
+                    error = _cut(deployment)
             if error is not None:
                 outcome.fail(error.status_code, error.code)
                 await send(
@@ -179,27 +188,67 @@ def _pinned_provider(provider: str, from_body: str | None) -> str:
     return provider
 
 
-async def _relay(
-    upstream: UpstreamStream, tap: openai_chat.StreamTap, send: Send, outcome: Outcome, *, hide_usage: bool
-) -> UpstreamError | None:
-    """Copy the upstream's bytes to the client as they arrive; an upstream failure is returned, not raised.
+class _Relay:
+    """Copies the upstream's bytes to the client as they arrive, from the first content on.
 
-    With ``hide_usage`` the usage-only chunk the gateway asked for is left out of what the client gets.
+    Nothing goes out before the first content (text, reasoning, a refusal, a tool call): until then a
+    failure, or an answer that ends empty, is raised, and the next candidate may still answer. Once
+    committed, an upstream failure is returned, not raised (it goes in-band).
     """
-    while True:
-        try:
-            chunk = await upstream.read()
-        except UpstreamError as error:
-            return error
-        if not chunk:
-            return None
-        outcome.mark_first_byte()
-        tap.feed(chunk)
-        if hide_usage and _USAGE_KEY in chunk:
-            chunk = openai_chat.drop_usage_chunk(chunk)
+
+    __slots__ = ("held", "outcome", "send", "start", "tap", "upstream")
+
+    def __init__(
+        self, upstream: UpstreamStream, tap: openai_chat.StreamTap, send: Send, outcome: Outcome, start: Message
+    ) -> None:
+        self.upstream = upstream
+        self.tap = tap
+        self.send = send
+        self.outcome = outcome
+        self.start = start
+        self.held: list[bytes] | None = []
+
+    async def run(self, deployment: Deployment, *, hide_usage: bool, accept_empty: bool) -> UpstreamError | None:
+        """Relay to the end; with ``hide_usage`` the usage-only chunk the gateway asked for is left out."""
+        tap, send = self.tap, self.send
+        while True:
+            try:
+                chunk = await self.upstream.read()
+            except UpstreamError as error:
+                if self.held is not None:
+                    if not accept_empty:
+                        raise
+                    await self._commit()
+                return error
             if not chunk:
+                if self.held is not None:
+                    if not accept_empty:
+                        raise empty_answer(deployment) if tap.is_finished else _cut(deployment)
+                    await self._commit()
+                return None
+            tap.feed(chunk)
+            if hide_usage and _USAGE_KEY in chunk:
+                chunk = openai_chat.drop_usage_chunk(chunk)
+                if not chunk:
+                    continue
+            if self.held is None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 continue
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.held.append(chunk)
+            if tap.has_content:
+                await self._commit()
+
+    async def _commit(self) -> None:
+        held, self.held = self.held, None
+        self.outcome.mark_first_byte()
+        await self.send(self.start)
+        if held:
+            await self.send({"type": "http.response.body", "body": b"".join(held), "more_body": True})
+
+
+def _cut(deployment: Deployment) -> UpstreamConnectionError:
+    provider = deployment.provider
+    return UpstreamConnectionError(f"{provider} ended the stream before it finished", provider=provider)
 
 
 def _ask_for_usage(payload: dict[str, Any]) -> bool:

@@ -18,6 +18,7 @@ class Outcome:
     """The facts of one request for its request-log row (never any body content)."""
 
     __slots__ = (
+        "attempts",
         "client_format",
         "cost_usd",
         "created_at",
@@ -25,6 +26,7 @@ class Outcome:
         "dropped",
         "error_code",
         "estimated",
+        "fallback",
         "is_stream",
         "model",
         "started",
@@ -50,6 +52,8 @@ class Outcome:
         """Whether ``usage`` was estimated because the upstream reported none."""
         self.error_code: str | None = None
         self.dropped: list[str] | None = None
+        self.attempts: int | None = None
+        self.fallback = False
 
     def mark_first_byte(self) -> None:
         """Note the time to the first streamed byte (only the first call counts)."""
@@ -112,5 +116,7 @@ class Outcome:
                 reasoning_tokens=usage.reasoning_tokens,
                 cost_usd=self.cost_usd,
                 estimated=self.estimated,
+                attempts=self.attempts,
+                fallback=self.fallback,
             )
         )

@@ -28,7 +28,7 @@ from polyroute.api.responses import ClientDisconnectedError, DisconnectWatch, se
 from polyroute.api.services import Services
 from polyroute.core.accumulate import Accumulator
 from polyroute.core.estimate import estimate_usage
-from polyroute.core.events import MessageStart, StreamEvent
+from polyroute.core.events import MessageStart, StreamEvent, is_content
 from polyroute.core.messages import ChatRequest, ChatResponse, ReasoningPart, TextPart
 from polyroute.core.reasoning import ForeignReasoningFilter
 from polyroute.core.signatures import seal_event, seal_response, unseal_request
@@ -37,6 +37,7 @@ from polyroute.errors import (
     InvalidRequestError,
     UnsupportedFeatureError,
     UpstreamConnectionError,
+    UpstreamEmptyAnswerError,
     UpstreamError,
     UpstreamProtocolError,
 )
@@ -129,6 +130,10 @@ class Exchange:
     strict: bool
     response_id: str | None = None
     """When set, the id the client sees instead of the upstream's (the Responses API stores by it)."""
+    credential: int | None = None
+    """Which of the provider's credentials this attempt uses (None: the next in rotation)."""
+    accept_empty: bool = True
+    """Pass an empty answer on as it is (no other candidate would follow); else it fails the attempt."""
 
 
 ResultHook = Callable[[Exchange, ChatResponse], Any]
@@ -190,8 +195,10 @@ class Pipeline:
         self, exchange: Exchange, upstream: Translator, path: str, body: bytes, on_result: ResultHook | None
     ) -> None:
         deployment = exchange.deployment
-        reply = await self.services.upstream.post(deployment.target, path, body)
+        reply = await self.services.upstream.post(deployment.target, path, body, credential=exchange.credential)
         response = _parse_answer(upstream, load_answer(reply.body, deployment), deployment)
+        if not exchange.accept_empty and not response.has_content:
+            raise empty_answer(deployment)
         if upstream.FORMAT is not exchange.client.FORMAT:
             response = seal_response(response)
         if exchange.response_id is not None:
@@ -210,7 +217,8 @@ class Pipeline:
     ) -> None:
         deployment = exchange.deployment
         outcome = exchange.outcome
-        async with self.services.upstream.open_stream(deployment.target, path, body) as source:
+        stream = self.services.upstream.open_stream(deployment.target, path, body, credential=exchange.credential)
+        async with stream as source:
             pump = _Pump(
                 exchange,
                 upstream.stream_parser(provider=deployment.provider),
@@ -242,8 +250,10 @@ class _Pump:
 
     __slots__ = (
         "accumulator",
+        "content",
         "cross_format",
         "ended",
+        "held",
         "error",
         "exchange",
         "headers",
@@ -276,6 +286,9 @@ class _Pump:
         self.error: GatewayError | None = None
         self.started = False
         """Whether the response has begun (its status is then sent, and errors go in-band)."""
+        self.content = False
+        """Whether text, reasoning or a tool call has come (nothing is sent before: an empty answer may fall back)."""
+        self.held: list[bytes] = []
         self.started_message = False
         self.ended = False
 
@@ -291,14 +304,20 @@ class _Pump:
                 await self._emit(self.parser.feed(chunk), [])
             if not self.ended:
                 raise UpstreamConnectionError(f"{provider} ended the stream before it finished", provider=provider)
+            if not self.started:
+                if not self.exchange.accept_empty:
+                    raise empty_answer(self.exchange.deployment)
+                await self._commit()
         except (GatewayError, ValueError) as exc:
             # Anything but an upstream error here means the upstream's bytes could not be read.
             error = exc if isinstance(exc, UpstreamError) else _protocol_error(provider, exc)
             await self._salvage()
-            if not self.started:
+            if not self.started and not self.exchange.accept_empty:
+                raise error from None
+            if not self.started and not self.held:
                 raise error from None
             self.error = error
-            await self._send(self.renderer.error(error))
+            await self._send(self.renderer.error(error), commit=True)
         await self.exchange.send(_END)
 
     async def _salvage(self) -> None:
@@ -324,6 +343,8 @@ class _Pump:
                 self.ended = True
             elif self.cross_format and event.kind == "part_start":
                 event = seal_event(event)
+            if not self.content and is_content(event):
+                self.content = True
             try:
                 self.accumulator.feed(event)
             except ValueError as exc:
@@ -345,12 +366,28 @@ class _Pump:
                 "request %s: keeping the finished answer failed", self.exchange.scope["state"].get("request_id")
             )
 
-    async def _send(self, data: bytes) -> None:
+    async def _send(self, data: bytes, *, commit: bool = False) -> None:
         if not self.started:
-            self.started = True
-            self.exchange.outcome.mark_first_byte()
-            await self.exchange.send({"type": "http.response.start", "status": 200, "headers": list(self.headers)})
+            self.held.append(data)
+            if self.content or commit:
+                await self._commit()
+            return
         await self.exchange.send({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def _commit(self) -> None:
+        """The stream's commit point: its status, and what was held back until content came."""
+        self.started = True
+        self.exchange.outcome.mark_first_byte()
+        await self.exchange.send({"type": "http.response.start", "status": 200, "headers": list(self.headers)})
+        held, self.held = b"".join(self.held), []
+        if held:
+            await self.exchange.send({"type": "http.response.body", "body": held, "more_body": True})
+
+
+def empty_answer(deployment: Deployment) -> UpstreamEmptyAnswerError:
+    """The failure of an answer with no content and no tool call."""
+    provider = deployment.provider
+    return UpstreamEmptyAnswerError(f"{provider} answered with no content and no tool call", provider=provider)
 
 
 def _protocol_error(provider: str, exc: Exception) -> UpstreamProtocolError:
@@ -372,6 +409,7 @@ def _parse_answer(upstream: Translator, answer: JSONObject, deployment: Deployme
 
 __all__ = [
     "JSON_HEADERS",
+    "empty_answer",
     "ClientDisconnectedError",
     "Exchange",
     "Pipeline",

@@ -6,8 +6,11 @@ from dataclasses import dataclass
 
 from polyroute.api.access import Gate
 from polyroute.api.pricing import Prices
-from polyroute.routing.fallback import Cooldowns
+from polyroute.health import Health
+from polyroute.routing.credentials import CredentialRotation
+from polyroute.routing.planner import Planner
 from polyroute.routing.table import LiveRoutingTable
+from polyroute.routing.telemetry import Telemetry
 from polyroute.storage.base import RequestLog
 from polyroute.upstream.client import UpstreamClient
 from polyroute.upstream.images import ImageFetcher
@@ -23,5 +26,8 @@ class Services:
     request_log: RequestLog
     gate: Gate
     prices: Prices
-    cooldowns: Cooldowns
+    planner: Planner
+    health: Health
+    telemetry: Telemetry
+    rotation: CredentialRotation
     max_body_bytes: int

@@ -118,3 +118,10 @@ StreamEvent: TypeAlias = (
     | UsageUpdate
     | MessageEnd
 )
+
+
+def is_content(event: StreamEvent) -> bool:
+    """Whether the event carries something of the answer itself (text, reasoning, a tool call)."""
+    if isinstance(event, TextDelta | ReasoningDelta):
+        return bool(event.text)
+    return isinstance(event, PartStart) and event.part_kind == "tool_call"

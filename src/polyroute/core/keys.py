@@ -115,6 +115,9 @@ class ApiKey:
     """Allowed client networks (CIDR); empty allows any address."""
     no_log: bool = False
     """Keep counts, not contents, in the request log."""
+    fallback_scope: str | None = None
+    """How far automatic fallback may wander for this key's requests (``same_model``, ``configured``, ``any``);
+    None: the alias's or the gateway's setting."""
     status: KeyStatus = KeyStatus.ACTIVE
     created_at: float
     expires_at: float | None = None

@@ -193,3 +193,8 @@ class ChatResponse:
     def message(self) -> Message:
         """The response content as an assistant ``Message``, ready to append to a conversation."""
         return Message(role="assistant", parts=self.parts)
+
+    @property
+    def has_content(self) -> bool:
+        """Whether the answer says anything: text, reasoning, a tool call or an image (else it is empty)."""
+        return any(not isinstance(part, TextPart | ReasoningPart) or part.text for part in self.parts)

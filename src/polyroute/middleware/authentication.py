@@ -54,6 +54,11 @@ MANAGEMENT_PREFIXES = (
     "/api/settings",
     "/api/pricing",
     "/api/auth",
+    "/api/resilience",
+    "/api/models/availability",
+    "/api/monitoring",
+    "/api/telemetry",
+    "/api/combos",
 )
 """Management routes: admin keys (or a login session) only. Ollama's /api/chat etc. are inference."""
 

@@ -1,4 +1,4 @@
-"""The routing file (YAML): providers, their credentials and models, aliases, and price overrides.
+"""The routing file (YAML): providers, their credentials and models, aliases, combos, fallbacks, prices, options.
 
 ``load_routing_config(path, environ)`` reads and validates it. Every problem is reported with its
 path (``providers[2].base_url: not a URL``); unknown keys are errors. ``${VAR}`` and
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -26,8 +26,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from polyroute.errors import ConfigError
+from polyroute.routing.combos import FallbackScope as FallbackScope
+from polyroute.routing.combos import Strategy as Strategy
+from polyroute.routing.combos import find_cycle
 from polyroute.wire import WireFormat
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -44,8 +48,34 @@ class ModelType(StrEnum):
     VIDEO = "video"
 
 
+class CredentialStrategy(StrEnum):
+    """Which of a provider's keys a request uses."""
+
+    FILL_FIRST = "fill-first"
+    """The first key that is not resting (after a 429 or a rejected key), in configured order."""
+    ROUND_ROBIN = "round-robin"
+    """The next key in turn, skipping resting ones."""
+
+
+Capability = Literal["tools", "vision", "reasoning", "json"]
+AttemptCount = Annotated[int, Field(ge=1, le=20)]
+"""How many deployments one request may try."""
+_Name = Annotated[str, Field(min_length=1)]
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _problem(loc: tuple[str | int, ...], message: str, value: object = None) -> InitErrorDetails:
+    """One validation problem at ``loc`` (relative to the model raising it), for ``_raise_problems``."""
+    return {"type": PydanticCustomError("routing_config", "{detail}", {"detail": message}), "loc": loc, "input": value}
+
+
+def _raise_problems(model: str, problems: list[InitErrorDetails]) -> None:
+    # A ValidationError raised in a validator keeps each problem's path (pydantic prefixes the outer one).
+    if problems:
+        raise ValidationError.from_exception_data(model, problems)
 
 
 class ModelEntry(_Frozen):
@@ -54,6 +84,10 @@ class ModelEntry(_Frozen):
     id: Annotated[str, Field(min_length=1)]
     type: ModelType | None = None
     """None means: guessed from the id (see ``routing.catalog.guess_model_type``)."""
+    context_length: Annotated[int, Field(gt=0)] | None = None
+    """Tokens the model accepts (prompt and answer); None when unknown."""
+    capabilities: list[Capability] | None = None
+    """What the model can do; None when unknown (not the same as an empty list: none of them)."""
 
 
 def _model_entry(value: object) -> object:
@@ -84,6 +118,8 @@ class ProviderConfig(_Frozen):
     """OpenAI format: when a client streams without asking for usage, ask the upstream for its final usage
     chunk anyway (for accounting) and keep that chunk from the client; false for servers that refuse
     ``stream_options``."""
+    credential_strategy: CredentialStrategy | None = None
+    """Overrides ``routing.credential_strategy`` for this provider's keys."""
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ProviderConfig:
@@ -141,20 +177,107 @@ def parse_price_overrides(raw: object) -> dict[str, PriceOverride]:
         raise ConfigError([_describe({**e, "loc": ("prices", *e["loc"])}) for e in exc.errors()]) from None
 
 
+class RouteOptions(_Frozen):
+    """How one alias routes, where it differs from the ``routing`` section."""
+
+    fallback_scope: FallbackScope | None = None
+    max_attempts: AttemptCount | None = None
+
+
+class _AliasRoute(RouteOptions):
+    """An alias in object form: ``fast: {model: main/big, fallback_scope: any, max_attempts: 3}``."""
+
+    model: _Name
+
+
+_ALIAS_ROUTE: TypeAdapter[_AliasRoute] = TypeAdapter(_AliasRoute)
+_ALIAS_SHAPE = "must be provider/model or {model, fallback_scope, max_attempts}"
+
+
+def _alias_target(value: object) -> object:
+    """An alias value in either form → its ``provider/model``; object-form problems keep their own paths."""
+    if isinstance(value, dict):
+        return _ALIAS_ROUTE.validate_python(value).model
+    if isinstance(value, str):
+        return value
+    raise PydanticCustomError("alias_shape", _ALIAS_SHAPE)
+
+
+class RoutingOptions(_Frozen):
+    """The ``routing`` section: defaults for every request, overridable per alias, combo or provider."""
+
+    fallback_scope: FallbackScope = FallbackScope.SAME_MODEL
+    max_attempts: AttemptCount = 5
+    credential_strategy: CredentialStrategy = CredentialStrategy.FILL_FIRST
+
+
+class ComboConfig(_Frozen):
+    """One entry of ``combos``: a name standing for several models, tried in the strategy's order."""
+
+    strategy: Strategy = Strategy.PRIORITY
+    models: Annotated[list[_Name], Field(min_length=1, max_length=50)]
+    """Each an alias, ``provider/model`` of a configured provider, or another combo."""
+    weights: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = None
+    """Per member, for ``weighted``; a member left out weighs 1.0."""
+    max_attempts: AttemptCount | None = None
+    hedge_delay_ms: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    """``hedged`` only: how long the first attempt runs alone before the next one starts alongside it."""
+    fallback_scope: FallbackScope | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ComboConfig:
+        problems: list[InitErrorDetails] = []
+        seen: set[str] = set()
+        for index, member in enumerate(self.models):
+            if member in seen:
+                problems.append(_problem(("models", index), f"{member!r} is listed twice", member))
+            seen.add(member)
+        problems.extend(
+            _problem(("weights", key), "not one of the combo's models", key)
+            for key in self.weights or {}
+            if key not in seen
+        )
+        if self.hedge_delay_ms is not None and self.strategy is not Strategy.HEDGED:
+            problems.append(_problem(("hedge_delay_ms",), "only for strategy hedged", self.hedge_delay_ms))
+        _raise_problems("ComboConfig", problems)
+        return self
+
+
 class RoutingConfig(_Frozen):
     """The whole routing file."""
 
     providers: list[ProviderConfig] = Field(default_factory=list)
-    aliases: dict[Annotated[str, Field(min_length=1)], Annotated[str, Field(min_length=1)]] = Field(
-        default_factory=dict
-    )
+    aliases: dict[_Name, Annotated[_Name, BeforeValidator(_alias_target)]] = Field(default_factory=dict)
+    """Alias → ``provider/model``; the file may give an alias as ``{model, fallback_scope, max_attempts}``."""
+    alias_options: dict[_Name, RouteOptions] = Field(default_factory=dict)
+    """Options of the aliases given in object form with at least one option."""
     prices: dict[PriceKey, PriceOverride] = Field(default_factory=dict)
     """Per-model price overrides, applied over the built-in table (``routing/prices.yaml``)."""
-    fallbacks: dict[
-        Annotated[str, Field(min_length=1)], Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=10)]
-    ] = Field(default_factory=dict)
-    """Per requested name (``provider/model`` or alias): the models to try next, in order, before the same
-    model on other providers."""
+    fallbacks: dict[_Name, Annotated[list[_Name], Field(max_length=10)]] = Field(default_factory=dict)
+    """Per requested name (``provider/model``, alias or combo): the models to try next, in order, before the
+    same model on other providers."""
+    combos: dict[Annotated[str, Field(min_length=1, max_length=256)], ComboConfig] = Field(default_factory=dict)
+    routing: RoutingOptions = Field(default_factory=RoutingOptions)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_alias_options(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("aliases"), dict):
+            return data
+        options: dict[object, RouteOptions] = {}
+        for name, value in data["aliases"].items():
+            if not isinstance(value, dict):
+                continue
+            try:
+                route = _ALIAS_ROUTE.validate_python(value)
+            except ValidationError:
+                continue  # reported with its path when the aliases field is validated
+            if route.fallback_scope is not None or route.max_attempts is not None:
+                options[name] = RouteOptions(fallback_scope=route.fallback_scope, max_attempts=route.max_attempts)
+        given = data.get("alias_options", {})
+        if not options or not isinstance(given, dict):
+            return data
+        return {**data, "alias_options": {**given, **options}}
 
     @field_validator("providers")
     @classmethod
@@ -167,22 +290,78 @@ class RoutingConfig(_Frozen):
         return providers
 
     @model_validator(mode="after")
-    def _aliases_name_providers(self) -> RoutingConfig:
-        names = {p.name for p in self.providers}
-        for alias, target in self.aliases.items():
-            prefix, sep, model = target.partition("/")
-            if not sep or not model:
-                raise ValueError(f"aliases.{alias}: {target!r} is not provider/model")
-            if prefix not in names:
-                raise ValueError(f"aliases.{alias}: no provider named {prefix!r}")
-        for name, targets in self.fallbacks.items():
-            for index, target in enumerate(targets):
-                prefix, sep, model = target.partition("/")
-                if target not in self.aliases and not (sep and model and prefix in names):
-                    raise ValueError(f"fallbacks.{name}[{index}]: {target!r} is neither an alias nor provider/model")
-                if target == name:
-                    raise ValueError(f"fallbacks.{name}[{index}]: a model cannot fall back to itself")
+    def _references_resolve(self) -> RoutingConfig:
+        providers = {p.name for p in self.providers}
+        _raise_problems(
+            "RoutingConfig",
+            [
+                *_alias_problems(self, providers),
+                *_fallback_problems(self, providers),
+                *_combo_problems(self, providers),
+            ],
+        )
         return self
+
+
+def _provider_of(name: str, providers: set[str]) -> str | None:
+    """The provider when ``name`` is ``provider/model`` of a configured one."""
+    prefix, sep, model = name.partition("/")
+    return prefix if sep and model and prefix in providers else None
+
+
+def _names_nothing(config: RoutingConfig, providers: set[str], name: str) -> bool:
+    return name not in config.aliases and name not in config.combos and _provider_of(name, providers) is None
+
+
+def _names_nothing_message(name: str) -> str:
+    return f"{name!r} is neither an alias nor provider/model nor a combo"
+
+
+def _alias_problems(config: RoutingConfig, providers: set[str]) -> list[InitErrorDetails]:
+    problems: list[InitErrorDetails] = []
+    for alias, target in config.aliases.items():
+        prefix, sep, model = target.partition("/")
+        if not sep or not model:
+            problems.append(_problem(("aliases", alias), f"{target!r} is not provider/model", target))
+        elif prefix not in providers:
+            problems.append(_problem(("aliases", alias), f"no provider named {prefix!r}", target))
+    problems.extend(
+        _problem(("alias_options", name), f"no alias named {name!r}", name)
+        for name in config.alias_options
+        if name not in config.aliases
+    )
+    return problems
+
+
+def _fallback_problems(config: RoutingConfig, providers: set[str]) -> list[InitErrorDetails]:
+    problems: list[InitErrorDetails] = []
+    for name, targets in config.fallbacks.items():
+        for index, target in enumerate(targets):
+            at = ("fallbacks", name, index)
+            if _names_nothing(config, providers, target):
+                problems.append(_problem(at, _names_nothing_message(target), target))
+            elif target == name:
+                problems.append(_problem(at, "a model cannot fall back to itself", target))
+    return problems
+
+
+def _combo_problems(config: RoutingConfig, providers: set[str]) -> list[InitErrorDetails]:
+    problems: list[InitErrorDetails] = []
+    for name, combo in config.combos.items():
+        owner = _provider_of(name, providers)
+        if name in config.aliases:
+            problems.append(_problem(("combos", name), "the name is taken by an alias", name))
+        elif owner is not None:
+            problems.append(_problem(("combos", name), f"looks like provider/model of provider {owner!r}", name))
+        problems.extend(
+            _problem(("combos", name, "models", index), _names_nothing_message(member), member)
+            for index, member in enumerate(combo.models)
+            if _names_nothing(config, providers, member)
+        )
+    cycle = find_cycle({name: [m for m in combo.models if m in config.combos] for name, combo in config.combos.items()})
+    if cycle is not None:
+        problems.append(_problem(("combos", cycle[0]), f"cycle {' -> '.join(cycle)}", cycle[0]))
+    return problems
 
 
 def load_routing_config(path: Path, environ: Mapping[str, str]) -> RoutingConfig:

@@ -14,8 +14,16 @@ from dataclasses import dataclass
 
 from polyroute.errors import UpstreamError
 from polyroute.routing.catalog import zero_config_providers
-from polyroute.routing.config import ProviderConfig, RoutingConfig
-from polyroute.routing.table import LiveRoutingTable, ProviderState, RoutingTable, configured_models
+from polyroute.routing.combos import Combo
+from polyroute.routing.config import CredentialStrategy, ProviderConfig, RoutingConfig
+from polyroute.routing.table import (
+    DEFAULT_POLICY,
+    LiveRoutingTable,
+    ProviderState,
+    RoutingPolicy,
+    RoutingTable,
+    configured_models,
+)
 from polyroute.upstream.client import Endpoint, Timeouts, UpstreamClient, UpstreamTarget
 from polyroute.wire import WireFormat
 
@@ -36,7 +44,9 @@ class DiscoveryOptions:
     """Probe a local Ollama here (zero-config mode only); None disables the probe."""
 
 
-def make_target(config: ProviderConfig, timeouts: Timeouts) -> UpstreamTarget:
+def make_target(
+    config: ProviderConfig, timeouts: Timeouts, *, rotation: CredentialStrategy = CredentialStrategy.FILL_FIRST
+) -> UpstreamTarget:
     """The upstream layer's view of a configured provider."""
     if config.timeout_s is not None:
         timeouts = Timeouts(
@@ -54,6 +64,7 @@ def make_target(config: ProviderConfig, timeouts: Timeouts) -> UpstreamTarget:
         headers=config.headers,
         timeouts=timeouts,
         stream_usage=config.stream_usage,
+        round_robin=(config.credential_strategy or rotation) is CredentialStrategy.ROUND_ROBIN,
     )
 
 
@@ -65,22 +76,32 @@ def initial_table(
         sources: Sequence[tuple[ProviderConfig, str]] = [(p, "config file") for p in config.providers]
         aliases: Mapping[str, str] = config.aliases
         fallbacks: Mapping[str, list[str]] = config.fallbacks
+        policy = policy_of(config)
     else:
         sources, aliases = zero_config_providers(environ, include_keyless=include_keyless), {}
-        fallbacks = {}
+        fallbacks, policy = {}, DEFAULT_POLICY
     states = []
     for provider, source in sources:
         models = configured_models(provider)
         states.append(
             ProviderState(
                 config=provider,
-                target=make_target(provider, timeouts),
+                target=make_target(provider, timeouts, rotation=policy.options.credential_strategy),
                 source=source,
                 models=models,
                 status="configured" if models is not None else "pending",
             )
         )
-    return RoutingTable(states, aliases, fallbacks)
+    return RoutingTable(states, aliases, fallbacks, policy)
+
+
+def policy_of(config: RoutingConfig) -> RoutingPolicy:
+    """The routing file's combos and options, ready for the planner."""
+    return RoutingPolicy(
+        combos={name: Combo.from_config(name, combo) for name, combo in config.combos.items()},
+        alias_options=dict(config.alias_options),
+        options=config.routing,
+    )
 
 
 class ModelDiscovery:

@@ -14,9 +14,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from polyroute.errors import GatewayError, InvalidRequestError, ModelNotFoundError
+from polyroute.errors import InvalidRequestError, ModelNotFoundError
 from polyroute.routing.catalog import guess_model_type
-from polyroute.routing.config import ModelType, ProviderConfig
+from polyroute.routing.combos import Combo
+from polyroute.routing.config import ModelType, ProviderConfig, RouteOptions, RoutingOptions
 from polyroute.upstream.client import UpstreamTarget
 
 _MAX_CACHED_DEPLOYMENTS = 10_000
@@ -32,6 +33,10 @@ class ModelInfo:
     """The upstream's own id."""
     provider: str
     type: ModelType
+    context_length: int | None = None
+    """The model's context window in tokens, when the routing file says."""
+    capabilities: frozenset[str] | None = None
+    """``tools``, ``vision``, ``reasoning``, ``json`` as the routing file declares them; None when unknown."""
 
     @property
     def qualified_id(self) -> str:
@@ -71,7 +76,28 @@ def configured_models(config: ProviderConfig) -> tuple[ModelInfo, ...] | None:
     """The models a provider's config lists, with their types; None when it lists none."""
     if config.models is None:
         return None
-    return tuple(ModelInfo(id=m.id, provider=config.name, type=m.type or guess_model_type(m.id)) for m in config.models)
+    return tuple(
+        ModelInfo(
+            id=m.id,
+            provider=config.name,
+            type=m.type or guess_model_type(m.id),
+            context_length=m.context_length,
+            capabilities=frozenset(m.capabilities) if m.capabilities is not None else None,
+        )
+        for m in config.models
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutingPolicy:
+    """The routing file's rules beyond name resolution: combos, per-alias options, global options."""
+
+    combos: Mapping[str, Combo]
+    alias_options: Mapping[str, RouteOptions]
+    options: RoutingOptions
+
+
+DEFAULT_POLICY = RoutingPolicy(combos={}, alias_options={}, options=RoutingOptions())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +122,10 @@ class RoutingTable:
         providers: Sequence[ProviderState],
         aliases: Mapping[str, str],
         fallbacks: Mapping[str, Sequence[str]] | None = None,
+        policy: RoutingPolicy = DEFAULT_POLICY,
     ) -> None:
         self.providers = tuple(providers)
+        self.policy = policy
         self.aliases = dict(aliases)
         self.fallbacks = {name: tuple(targets) for name, targets in (fallbacks or {}).items()}
         self._by_name = {p.name: p for p in self.providers}
@@ -105,8 +133,10 @@ class RoutingTable:
         self._qualified: dict[str, Deployment] = {}
         self._bare: dict[str, Deployment] = {}
         self._by_model: dict[str, list[Deployment]] = {}
+        self._types: dict[tuple[str, str], ModelType] = {}
         for provider in self.providers:
             for model in provider.models or ():
+                self._types[(provider.name, model.id)] = model.type
                 deployment = self._deployment(provider, model.id)
                 self._qualified[model.qualified_id] = deployment
                 self._bare.setdefault(model.id, deployment)
@@ -126,7 +156,11 @@ class RoutingTable:
         providers = [state if p.name == state.name else p for p in self.providers]
         if state.name not in self._by_name:
             providers.append(state)
-        return RoutingTable(providers, self.aliases, self.fallbacks)
+        return RoutingTable(providers, self.aliases, self.fallbacks, self.policy)
+
+    def with_policy(self, policy: RoutingPolicy) -> RoutingTable:
+        """A new table with other combos or options (the providers and their lists unchanged)."""
+        return RoutingTable(self.providers, self.aliases, self.fallbacks, policy)
 
     def models(self) -> list[ModelInfo]:
         """Every known model, in config order."""
@@ -157,24 +191,14 @@ class RoutingTable:
         """The same model served by other providers, in config order (the default fallback scope)."""
         return [d for d in self._by_model.get(deployment.model, ()) if d.provider != deployment.provider]
 
-    def candidates(self, requested: str, first: Deployment, *, limit: int) -> list[Deployment]:
-        """The deployments to try, in order, each once and at most ``limit``.
+    def model_type(self, deployment: Deployment) -> ModelType:
+        """What the deployment's model produces (guessed from its id when no list says)."""
+        return self._types.get((deployment.provider, deployment.model)) or guess_model_type(deployment.model)
 
-        ``first``; the configured fallbacks of ``requested`` (or of ``first``'s ``provider/model``); then the
-        same model on other providers.
-        """
-        configured = self.fallbacks.get(requested) or self.fallbacks.get(first.label) or ()
-        found: list[Deployment] = [first]
-        for name in configured:
-            try:
-                found.append(self.resolve(name))
-            except GatewayError:
-                continue  # a fallback whose provider has not listed the model yet: skipped, not fatal
-        found.extend(self.alternatives(first))
-        unique: dict[tuple[str, str], Deployment] = {}
-        for deployment in found:
-            unique.setdefault((deployment.provider, deployment.model), deployment)
-        return list(unique.values())[:limit]
+    def deployment_of(self, model: ModelInfo) -> Deployment | None:
+        """The deployment serving a listed model (None for a provider no longer registered)."""
+        state = self._by_name.get(model.provider)
+        return self._deployment(state, model.id) if state is not None else None
 
     def _resolve_pinned(self, name: str, provider: str) -> Deployment:
         state = self._by_name.get(provider)
@@ -213,8 +237,12 @@ class RoutingTable:
                 self._deployments[key] = found
         return found
 
+    def not_found(self, name: str) -> ModelNotFoundError:
+        """The 404 for a name that matches nothing, listing close matches."""
+        return self._not_found(name)
+
     def _not_found(self, name: str) -> ModelNotFoundError:
-        candidates = [*self.aliases, *(m.qualified_id for m in self.models()), *self._bare]
+        candidates = [*self.aliases, *self.policy.combos, *(m.qualified_id for m in self.models()), *self._bare]
         close = difflib.get_close_matches(name, candidates, n=5, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else "; GET /v1/models lists what is available"
         return ModelNotFoundError(f"The model {name!r} does not exist{hint}", param="model")

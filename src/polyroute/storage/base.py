@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, NamedTuple, Protocol, TypedDict, Unpack
+from typing import Final, Literal, NamedTuple, Protocol, TypedDict, Unpack
 
 from polyroute.core.keys import ApiKey, KeyStatus, KeyType
 from polyroute.types import JSONObject, JSONValue
@@ -61,6 +61,10 @@ class RequestRecord(NamedTuple):
     """Tokens x price; None when the price (or the usage) is unknown, never 0 for unknown."""
     estimated: bool = False
     """Whether the token counts were estimated because the upstream reported none."""
+    attempts: int | None = None
+    """How many upstream attempts the request made (None when it made none)."""
+    fallback: bool = False
+    """Whether the answer came from another deployment than the first one planned."""
 
 
 class RequestLog(Protocol):
@@ -99,8 +103,45 @@ class LogFilters(TypedDict, total=False):
     """Only rows with ``created_at >= since`` (Unix seconds)."""
 
 
+LATENCY_MAX_ROWS: Final = 200_000
+"""How many request-log rows ``UsageQueries.latency_summary`` reads at most (the most recent in the window)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Percentiles:
+    """Nearest-rank percentiles of a set of durations in milliseconds (each is one of the values)."""
+
+    p50: float
+    p95: float
+    p99: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LatencyGroup:
+    """Request counts and latency percentiles of one provider, or one provider and model."""
+
+    provider: str
+    model: str | None
+    """The upstream model (else the requested one); None when grouping by provider, or when neither is known."""
+    requests: int
+    errors: int
+    """Requests answered with a status >= 400."""
+    latency_ms: Percentiles
+    """Of ``latency_ms``: arrival to the last byte sent."""
+    ttft_ms: Percentiles | None
+    """Of ``ttft_ms`` over streamed requests that recorded one; None when there are none."""
+
+
+class LatencySummary(NamedTuple):
+    """The groups of ``UsageQueries.latency_summary``, and whether rows in the window were left unread."""
+
+    groups: list[LatencyGroup]
+    capped: bool
+    """True when the window held more rows than the cap: only the most recent ones were counted."""
+
+
 class UsageQueries(Protocol):
-    """Reads over the request log for usage reports and budgets, and its retention purge."""
+    """Reads over the request log for usage reports, budgets and latency summaries, and its retention purge."""
 
     async def history(
         self,
@@ -124,6 +165,18 @@ class UsageQueries(Protocol):
 
     async def purge_request_logs_older_than(self, cutoff: float) -> int:
         """Delete every request record created before ``cutoff`` (Unix seconds); return how many were deleted."""
+        ...
+
+    async def latency_summary(
+        self,
+        *,
+        since: float,
+        until: float,
+        group_by: Literal["provider", "model"],
+        provider: str | None = None,
+        max_rows: int = LATENCY_MAX_ROWS,
+    ) -> LatencySummary:
+        """Requests, errors and latency/TTFT percentiles per provider (or provider and model) in ``[since, until)``."""
         ...
 
 

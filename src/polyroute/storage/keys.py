@@ -129,6 +129,7 @@ def _to_row(key: ApiKey) -> dict[str, Any]:
         "expires_at": key.expires_at,
         "revoked_at": key.revoked_at,
         "rotated_from": checked_optional_text(key.rotated_from, field="rotated_from"),
+        "fallback_scope": key.fallback_scope,
     }
 
 
@@ -155,6 +156,7 @@ def _from_row(row: Row[Any]) -> ApiKey:
         expires_at=values["expires_at"],
         revoked_at=values["revoked_at"],
         rotated_from=values["rotated_from"],
+        fallback_scope=values["fallback_scope"],
     )
 
 

@@ -52,6 +52,8 @@ request_log = Table(
     Column("cost_usd", Double, nullable=True),
     # A constant server default, so adding the column to a full table rewrites nothing (Postgres 11+, SQLite).
     Column("estimated", Boolean, nullable=False, server_default=false()),
+    Column("attempts", Integer, nullable=True),
+    Column("fallback", Boolean, nullable=False, server_default=false()),
     Index(None, "created_at"),
     # (key_id, created_at) serves both "rows of key K" and "rows of key K in a time range".
     Index(None, "key_id", "created_at"),
@@ -92,6 +94,7 @@ api_key = Table(
     Column("expires_at", Double, nullable=True),
     Column("revoked_at", Double, nullable=True),
     Column("rotated_from", Text, nullable=True),
+    Column("fallback_scope", Text, nullable=True),
     # Every authenticated request looks its key up by digest; unique, so a secret names one key.
     Index(None, "digest", unique=True),
     # Listing is newest first.

@@ -6,6 +6,7 @@ headers and timeouts, all prepared once when the routing table is built.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -63,10 +64,13 @@ class UpstreamTarget:
 
     __slots__ = (
         "_headers",
+        "_prepared",
         "_urls",
         "base_url",
+        "credential_ids",
         "models_url",
         "name",
+        "round_robin",
         "secrets",
         "stream_timeout",
         "stream_usage",
@@ -82,8 +86,11 @@ class UpstreamTarget:
         headers: Mapping[str, str],
         timeouts: Timeouts,
         stream_usage: bool = True,
+        round_robin: bool = False,
     ) -> None:
         self.name = endpoint.name
+        self.round_robin = round_robin
+        """Start each request at the next credential in turn (else: the first usable one, fill-first)."""
         self.stream_usage = stream_usage
         """Whether a streamed OpenAI-format request may ask for the final usage chunk (``stream_options``)."""
         self.wire_format = wire_format = endpoint.wire_format
@@ -97,6 +104,9 @@ class UpstreamTarget:
             )
             for key in keys
         ]
+        self._prepared = tuple(prepared)
+        self.credential_ids = tuple(credential_id(key) for key in keys)
+        """A short, non-secret name per credential (``-`` when keyless), in config order."""
         self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
         self._urls: dict[str, URL] = {}
         # sock_read bounds the wait for the answer to begin (and, for streams, every later gap). It
@@ -116,12 +126,21 @@ class UpstreamTarget:
         """Headers for the next call, rotating through the credentials in turn."""
         return next(self._headers)
 
+    def headers_for(self, credential: int | None) -> Mapping[str, str]:
+        """Headers authenticating with the credential at ``credential`` (None: the next in rotation)."""
+        return next(self._headers) if credential is None else self._prepared[credential]
+
     def redact(self, text: str) -> str:
         """Remove this provider's credentials from a text before it is stored or shown."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, _REDACTED)
         return text
+
+
+def credential_id(key: str | None) -> str:
+    """A credential's public name: ``k`` and 8 hex digits of its SHA-256 (``-`` for none); never the secret."""
+    return "k" + hashlib.sha256(key.encode()).hexdigest()[:8] if key else "-"
 
 
 def _client_timeout(timeouts: Timeouts, *, sock_read_s: float) -> aiohttp.ClientTimeout:
@@ -188,15 +207,17 @@ class UpstreamClient:
             raise RuntimeError("UpstreamClient.start() was not called")
         return self._http
 
-    async def post(self, target: UpstreamTarget, path: str, body: bytes) -> UpstreamReply:
-        """POST a JSON body and read the whole answer.
+    async def post(
+        self, target: UpstreamTarget, path: str, body: bytes, *, credential: int | None = None
+    ) -> UpstreamReply:
+        """POST a JSON body and read the whole answer (with the given credential, else the next in rotation).
 
         Raises:
             UpstreamError: the matching subclass for a transport failure or an error status.
         """
         with map_transport_errors(target.name):
             async with self._session.post(
-                target.url(path), data=body, headers=target.next_headers(), timeout=target.timeout
+                target.url(path), data=body, headers=target.headers_for(credential), timeout=target.timeout
             ) as response:
                 data = await _read_capped(response, target.name)
                 if response.status >= 400:
@@ -204,7 +225,9 @@ class UpstreamClient:
                 return UpstreamReply(response.status, data)
 
     @asynccontextmanager
-    async def open_stream(self, target: UpstreamTarget, path: str, body: bytes) -> AsyncIterator[UpstreamStream]:
+    async def open_stream(
+        self, target: UpstreamTarget, path: str, body: bytes, *, credential: int | None = None
+    ) -> AsyncIterator[UpstreamStream]:
         """POST a JSON body whose answer is an event stream; yields it once the upstream said 2xx.
 
         The connection is returned to the pool only if the stream was read to its end; otherwise it
@@ -215,7 +238,7 @@ class UpstreamClient:
         """
         with map_transport_errors(target.name):
             response = await self._session.post(
-                target.url(path), data=body, headers=target.next_headers(), timeout=target.stream_timeout
+                target.url(path), data=body, headers=target.headers_for(credential), timeout=target.stream_timeout
             )
         try:
             if response.status >= 400:

@@ -1,14 +1,13 @@
-"""The status -> action table and cooldowns."""
+"""The status -> action table."""
 
 from __future__ import annotations
 
 import inspect
-import time
 
 import pytest
 
 from polyroute import errors
-from polyroute.routing.fallback import ACTIONS, MAX_COOLDOWN_S, Action, Cooldowns, action_for
+from polyroute.routing.fallback import ACTIONS, Action, action_for, is_context_length
 
 P = "p"
 
@@ -21,10 +20,17 @@ P = "p"
         (errors.UpstreamConnectionError("x", provider=P), Action.NEXT),
         (errors.UpstreamTimeoutError("x", provider=P), Action.NEXT),
         (errors.UpstreamProtocolError("x", provider=P), Action.NEXT),
-        (errors.UpstreamAuthError("x", provider=P, upstream_status=401), Action.NEXT),
+        (errors.UpstreamEmptyAnswerError("x", provider=P), Action.NEXT),
+        (errors.UpstreamAuthError("x", provider=P, upstream_status=401), Action.BROKEN_CREDENTIAL),
+        (errors.UpstreamAuthError("x", provider=P, upstream_status=403), Action.BROKEN_CREDENTIAL),
         (errors.UpstreamRateLimitError("x", provider=P, retry_after_s=3.0), Action.COOL_DOWN),
         (errors.UpstreamBadRequestError("x", provider=P, upstream_status=400), Action.RETURN),
         (errors.UpstreamBadRequestError("x", provider=P, upstream_status=422), Action.RETURN),
+        (errors.UpstreamBadRequestError("x", provider=P, upstream_status=404), Action.RETURN),
+        (
+            errors.UpstreamBadRequestError("too long", provider=P, upstream_status=400, code="context_length_exceeded"),
+            Action.LARGER_CONTEXT,
+        ),
         (errors.InvalidRequestError("x"), Action.RETURN),
         (errors.GatewayError("x"), Action.RETURN),
     ],
@@ -43,14 +49,23 @@ def test_every_upstream_error_class_has_a_row() -> None:
     assert all(any(issubclass(cls, row) and row is not errors.GatewayError for row in rows) for cls in upstream)
 
 
-def test_cooldown_honours_retry_after_and_backs_off_without_it() -> None:
-    cooldowns = Cooldowns()
-    assert cooldowns.remaining_s("a/m") == 0.0
-    assert cooldowns.cool("a/m", 0.05) == 0.05
-    assert 0 < cooldowns.remaining_s("a/m") <= 0.05
-    time.sleep(0.06)
-    assert cooldowns.remaining_s("a/m") == 0.0
-    lengths = [cooldowns.cool("b/m", None) for _ in range(9)]
-    assert lengths == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, MAX_COOLDOWN_S, MAX_COOLDOWN_S, MAX_COOLDOWN_S]
-    cooldowns.succeeded("b/m")
-    assert cooldowns.cool("b/m", None) == 1.0
+@pytest.mark.parametrize(
+    ("message", "code", "upstream_type", "expected"),
+    [
+        ("This model's maximum context length is 8192 tokens.", None, None, True),
+        ("prompt is too long: 250000 tokens > 200000 maximum", None, "invalid_request_error", True),
+        ("The input token count (1200000) exceeds the maximum number of tokens allowed (1048576).", None, None, True),
+        ("x", "context_length_exceeded", None, True),
+        ("x", None, "request_too_large", True),
+        ("temperature must be at most 2", "invalid_value", None, False),
+        ("unknown model gpt-9", "model_not_found", None, False),
+    ],
+)
+def test_context_length_errors_are_recognised(
+    message: str, code: str | None, upstream_type: str | None, expected: bool
+) -> None:
+    error = errors.UpstreamBadRequestError(
+        message, provider=P, upstream_status=400, code=code, upstream_type=upstream_type
+    )
+    assert is_context_length(error) is expected
+    assert action_for(error) is (Action.LARGER_CONTEXT if expected else Action.RETURN)

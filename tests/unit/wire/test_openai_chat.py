@@ -495,6 +495,7 @@ RENDER_CASES: dict[type[GatewayError], Rendered] = {
         Rendered(errors.UpstreamTimeoutError("x", provider="p"), 504, UP, "upstream_timeout"),
         Rendered(errors.UpstreamConnectionError("x", provider="p"), 502, UP, "upstream_unreachable"),
         Rendered(errors.UpstreamProtocolError("x", provider="p"), 502, UP, "upstream_protocol_error"),
+        Rendered(errors.UpstreamEmptyAnswerError("x", provider="p"), 502, UP, "empty_answer"),
         Rendered(
             errors.NoDeploymentAvailableError("all failed"), 503, "service_unavailable_error", "all_models_failed"
         ),

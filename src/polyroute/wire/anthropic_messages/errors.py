@@ -26,6 +26,7 @@ from polyroute.errors import (
     UpstreamAuthError,
     UpstreamBadRequestError,
     UpstreamConnectionError,
+    UpstreamEmptyAnswerError,
     UpstreamError,
     UpstreamProtocolError,
     UpstreamRateLimitError,
@@ -85,6 +86,7 @@ _RENDERED_TYPES: dict[type[GatewayError], str] = {
     UpstreamTimeoutError: "timeout_error",
     UpstreamConnectionError: "api_error",
     UpstreamProtocolError: "api_error",
+    UpstreamEmptyAnswerError: "api_error",
     # Every deployment is failing or cooling down: Anthropic's SDKs back off and retry on overloaded_error.
     NoDeploymentAvailableError: "overloaded_error",
     LimiterUnavailableError: "api_error",

@@ -13,7 +13,7 @@ from polyroute.wire import WireFormat
 from polyroute.wire import capabilities as cap
 from polyroute.wire.framing import SSEStreamParser
 from polyroute.wire.openai_chat.errors import parse_error, render_error, render_stream_error
-from polyroute.wire.openai_chat.relay import StreamTap, drop_usage_chunk, parse_usage
+from polyroute.wire.openai_chat.relay import StreamTap, drop_usage_chunk, has_content, parse_usage
 from polyroute.wire.openai_chat.request import parse_request, render_request
 from polyroute.wire.openai_chat.response import parse_response, render_response
 from polyroute.wire.openai_chat.stream import StreamParser, StreamRenderer
@@ -59,6 +59,7 @@ __all__ = [
     "StreamParser",
     "StreamRenderer",
     "StreamTap",
+    "has_content",
     "drop_usage_chunk",
     "parse_error",
     "parse_request",

@@ -24,6 +24,27 @@ _LINE_DONE = b"\n" + _DONE
 _FINISH_COMPACT = b'"finish_reason":"'
 _FINISH_SPACED = b'"finish_reason": "'
 _USAGE_KEY = b'"usage":'
+# Something of the answer itself: a non-empty content, reasoning or refusal string, or a tool call. Quotes inside
+# JSON strings are escaped, so the pattern cannot match text that merely quotes these keys.
+_CONTENT = re.compile(rb'"(?:content|reasoning_content|reasoning|refusal)"\s*:\s*"[^"]|"tool_calls"\s*:\s*\[\s*\{')
+
+
+def has_content(answer: Mapping[str, JSONValue]) -> bool:
+    """Whether a non-streamed completion says anything: text, reasoning, a refusal or a tool call."""
+    choices = answer.get("choices")
+    if not isinstance(choices, list):
+        return False
+    for choice in choices:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            continue
+        if message.get("tool_calls") or message.get("function_call"):
+            return True
+        for key in ("content", "reasoning_content", "reasoning", "refusal"):
+            value = message.get(key)
+            if value and isinstance(value, str | list):
+                return True
+    return False
 
 
 def parse_usage(body: Mapping[str, JSONValue]) -> Usage | None:
@@ -58,7 +79,7 @@ class StreamTap:
     ``usage`` object is parsed when it appears.
     """
 
-    __slots__ = ("_partial", "is_done", "is_finished", "model", "usage")
+    __slots__ = ("_partial", "has_content", "is_done", "is_finished", "model", "usage")
 
     def __init__(self) -> None:
         self._partial = b""
@@ -68,6 +89,8 @@ class StreamTap:
         """``data: [DONE]`` was seen."""
         self.is_finished = False
         """A choice carried a non-null ``finish_reason``."""
+        self.has_content = False
+        """Text, reasoning, a refusal or a tool call has been seen (the answer is not empty)."""
 
     def feed(self, data: bytes) -> None:
         """Inspect one piece of the stream as it passes."""
@@ -80,6 +103,8 @@ class StreamTap:
         lines = buf[:cut] if cut < len(buf) else buf
         if self.model is None:
             self._read_model(lines)
+        if not self.has_content:
+            self.has_content = _CONTENT.search(lines) is not None
         if not self.is_finished:
             self.is_finished = _FINISH_COMPACT in lines or _FINISH_SPACED in lines
         if _USAGE_KEY in lines:
