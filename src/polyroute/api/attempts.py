@@ -220,6 +220,10 @@ class Attempts:
         except UpstreamError as error:
             telemetry.finished(deployment.label, ttft_ms=None, ok=False)
             return await self._failed(candidate, error)
+        except asyncio.CancelledError:
+            # A hedged attempt that lost the race (or a client that left) is not the deployment's failure.
+            telemetry.finished(deployment.label, ttft_ms=None, ok=True)
+            raise
         except BaseException:
             telemetry.finished(deployment.label, ttft_ms=None, ok=False)
             raise
