@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final
@@ -168,7 +168,7 @@ class Attempts:
         """
         hedge = self.plan.hedge_delay_ms
         tries = self._tries()
-        async for candidate in tries:
+        while (candidate := await self._next(tries)) is not None:
             if hedge is not None and not candidate.last:
                 hedge = None
                 if await self._hedge(candidate, tries):
@@ -178,8 +178,19 @@ class Attempts:
                 return
         raise self._exhausted()
 
-    async def _tries(self) -> AsyncIterator[Try]:
-        """The candidates still worth a network call, in order, each once, within the attempt limit."""
+    async def _next(self, tries: Iterator[tuple[Try, bool]]) -> Try | None:
+        """The next candidate; one whose breaker is half-open only if this request wins its probe."""
+        for candidate, probe in tries:
+            if not probe:
+                return candidate
+            if await self.services.health.claim_probe(candidate.deployment.label):
+                return candidate
+            self._waits.append((candidate.deployment.label, 1.0))
+        return None
+
+    def _tries(self) -> Iterator[tuple[Try, bool]]:
+        """The candidates still worth a network call, in order, each once, within the attempt limit, each with
+        whether it is a half-open breaker's probe (a plain generator: no task is left to close it)."""
         health = self.services.health
         deployments = self.plan.deployments
         limit = self.plan.max_attempts
@@ -195,15 +206,11 @@ class Attempts:
                 credential_id = deployment.target.credential_ids[credential]
                 # A lone candidate is always tried: skipping it could only turn its answer into a 503.
                 wait = health.wait_s(deployment.label, credential_id) if self.can_fall_back else 0.0
-                if wait == PROBE:
-                    if not await health.claim_probe(deployment.label):
-                        self._waits.append((deployment.label, 1.0))
-                        continue
-                elif wait > 0:
+                if wait > 0:
                     self._waits.append((deployment.label, wait))
                     continue
                 last = (index == final and position == len(order) - 1) or len(self.tried) + 1 >= limit
-                yield Try(deployment, credential, last, index > 0)
+                yield Try(deployment, credential, last, index > 0), wait == PROBE
                 if self._next_deployment:
                     break
 
@@ -286,7 +293,7 @@ class Attempts:
         self._history.append(_entry(candidate.deployment, error))
         self._last = error
 
-    async def _hedge(self, first: Try, tries: AsyncIterator[Try]) -> bool:
+    async def _hedge(self, first: Try, tries: Iterator[tuple[Try, bool]]) -> bool:
         """Race ``first`` against the next candidate; True when one of them answered."""
         delay_ms = self.plan.hedge_delay_ms or self.services.telemetry.p95_ttft_ms(first.deployment.label)
         race = _Race(self)
@@ -294,7 +301,7 @@ class Attempts:
             return True
         if race.failed_early:
             return False  # the first failed before the delay: the loop goes on as usual
-        return await race.join(await anext(tries, None))
+        return await race.join(await self._next(tries))
 
     def _exhausted(self) -> GatewayError:
         if len(self.tried) == 1 and self._last is not None:
