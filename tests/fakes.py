@@ -176,6 +176,8 @@ class FakeUpstream:
         self.default: Callable[[Received], Reply] = lambda req: Reply(json_body=completion(model=req.json()["model"]))
         self.stream_aborted = threading.Event()
         self.stream_completed = threading.Event()
+        self.closed_early = threading.Event()
+        """Set when the client closed the connection before a scripted delay or stream was over."""
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -201,6 +203,7 @@ class FakeUpstream:
         self.received.clear()
         self.stream_aborted.clear()
         self.stream_completed.clear()
+        self.closed_early.clear()
         self.default = lambda req: Reply(json_body=completion(model=req.json()["model"]))
 
     def push(self, *replies: Reply) -> None:
@@ -225,8 +228,9 @@ class FakeUpstream:
         received = Received(request.method, request.path, dict(request.headers), await request.read())
         self.received.append(received)
         reply = self.script.popleft() if self.script else self.default(received)
-        if reply.delay_s:
-            await asyncio.sleep(reply.delay_s)
+        if reply.delay_s and await self._left_during(request, reply.delay_s):
+            self.closed_early.set()
+            return web.Response(status=499)
         if reply.events is not None:
             return await self._stream(request, reply)
         body = reply.raw_body if reply.raw_body is not None else json.dumps(reply.json_body).encode()
@@ -244,8 +248,8 @@ class FakeUpstream:
         response = web.StreamResponse(
             status=reply.status, headers={"Content-Type": "text/event-stream", **reply.headers}
         )
-        await response.prepare(request)
         try:
+            await response.prepare(request)
             for i, event in enumerate(reply.events or []):
                 if reply.cut_after is not None and i >= reply.cut_after:
                     request.transport.close()  # type: ignore[union-attr]
@@ -255,13 +259,28 @@ class FakeUpstream:
                     await asyncio.sleep(reply.event_delay_s)
                 if request.transport is None or request.transport.is_closing():
                     self.stream_aborted.set()
+                    self.closed_early.set()
                     return response
             await response.write_eof()
             self.stream_completed.set()
         except (ConnectionResetError, asyncio.CancelledError):
             self.stream_aborted.set()
+            self.closed_early.set()
             raise
         return response
+
+    async def _left_during(self, request: web.Request, delay_s: float) -> bool:
+        """Wait ``delay_s``; True as soon as the client has closed the connection meanwhile."""
+        deadline = time.monotonic() + delay_s
+        try:
+            while (left := deadline - time.monotonic()) > 0:
+                if request.transport is None or request.transport.is_closing():
+                    return True
+                await asyncio.sleep(min(left, 0.02))
+        except asyncio.CancelledError:
+            self.closed_early.set()
+            raise
+        return request.transport is None or request.transport.is_closing()
 
 
 def wait_for_log_row(database: Path, request_id: str, *, timeout_s: float = 5.0) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from tests.e2e.process import ServerProcess
-from tests.fakes import FakeUpstream, Reply, completion, error_body
+from tests.fakes import FakeUpstream, Reply, error_body
 from tests.gateway_fixtures import ADMIN_KEY, UPSTREAM_KEY
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]

@@ -189,8 +189,10 @@ class Attempts:
         return None
 
     def _tries(self) -> Iterator[tuple[Try, bool]]:
-        """The candidates still worth a network call, in order, each once, within the attempt limit, each with
-        whether it is a half-open breaker's probe (a plain generator: no task is left to close it)."""
+        """The candidates still worth a network call, in order, each once, within the attempt limit.
+
+        Each comes with whether it is a half-open breaker's probe. A plain generator: no task is left to close it.
+        """
         health = self.services.health
         deployments = self.plan.deployments
         limit = self.plan.max_attempts
@@ -301,6 +303,7 @@ class Attempts:
             return True
         if race.failed_early:
             return False  # the first failed before the delay: the loop goes on as usual
+        self._next_deployment = True  # the hedge is another deployment, not this one's next credential
         return await race.join(await self._next(tries))
 
     def _exhausted(self) -> GatewayError:
