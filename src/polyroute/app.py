@@ -39,6 +39,7 @@ from polyroute.api.gemini import GeminiModels, GenerateContentEndpoint
 from polyroute.api.health import Readiness, health
 from polyroute.api.ip_filter import IpFilter, IpFilterApi
 from polyroute.api.key_service import KeyService
+from polyroute.api.media_routes import media_routes
 from polyroute.api.models import ModelListing
 from polyroute.api.ollama import GenerateEndpoint, OllamaModels, chat_endpoint
 from polyroute.api.openai import ChatCompletionsEndpoint
@@ -413,6 +414,7 @@ def _routes(parts: _Components) -> list[Route]:
         Route("/api/pricing", pricing.replace, methods=["PUT"]),
         Route("/api/compliance/audit-log", monitor.audit_log, methods=["GET"]),
         *_resilience_routes(parts),
+        *media_routes(parts.pipeline.services),
         Route("/api/auth/login", login.login, methods=["POST"]),
         Route("/api/auth/logout", login.logout, methods=["POST"]),
         Route("/api/auth/password", login.change_password, methods=["PUT"]),

@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 from starlette.types import Message, Scope, Send
 
+from polyroute.api.model_types import wrong_endpoint
 from polyroute.api.outcome import Outcome
 from polyroute.api.services import Services
 from polyroute.core.estimate import estimate_input_tokens
@@ -37,7 +38,7 @@ from polyroute.errors import (
     UpstreamStatusError,
 )
 from polyroute.health import PROBE, FailureKind
-from polyroute.routing.config import FallbackScope
+from polyroute.routing.config import FallbackScope, ModelType
 from polyroute.routing.fallback import Action, action_for
 from polyroute.routing.planner import Needs, Plan
 from polyroute.routing.table import Deployment
@@ -83,13 +84,21 @@ class _Step(Enum):
 
 
 def plan_request(
-    services: Services, scope: Scope, request: ChatRequest | dict[str, Any], *, provider: str | None
+    services: Services,
+    scope: Scope,
+    request: ChatRequest | dict[str, Any],
+    *,
+    provider: str | None,
+    images: bool = False,
 ) -> Plan:
-    """The plan for a request (a canonical one, or an OpenAI body on the fast path), under its key's fallback scope.
+    """The plan for a chat request (a canonical one, or an OpenAI body on the fast path), under its key's scope.
+
+    With ``images``, an image model is accepted too (the endpoint answers with the generated image).
 
     Raises:
         ModelNotFoundError: the name matches nothing.
-        InvalidRequestError: the name belongs to another provider than the pinned one.
+        InvalidRequestError: the name belongs to another provider than the pinned one, or to a model that
+            is not a text model (naming the endpoint that serves it).
     """
     key = scope["state"].get("key")
     scope_of_key = FallbackScope(key.fallback_scope) if key is not None and key.fallback_scope else None
@@ -107,7 +116,11 @@ def plan_request(
             raw = orjson.dumps(request.get("messages"))
             return Needs(tools=bool(request.get("tools")), vision=b'"image_url"' in raw, tokens=len(raw) // 4)
 
-    return services.planner.plan(model, provider=provider, scope=scope_of_key, needs=needs)
+    plan = services.planner.plan(model, provider=provider, scope=scope_of_key, needs=needs)
+    kind = services.routing.current.model_type(plan.deployments[0])
+    if kind is not ModelType.TEXT and not (images and kind is ModelType.IMAGE):
+        raise wrong_endpoint(model, kind, ModelType.TEXT)
+    return plan
 
 
 def session_of(scope: Scope) -> bytes | None:

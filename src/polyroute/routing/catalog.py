@@ -13,7 +13,7 @@ from importlib import resources
 import yaml
 
 from polyroute.routing.config import ModelType, ProviderConfig
-from polyroute.wire import WireFormat
+from polyroute.wire import MediaApi, WireFormat
 
 # First match wins; anything unmatched is a text model.
 _TYPE_PATTERNS: tuple[tuple[re.Pattern[str], ModelType], ...] = tuple(
@@ -45,6 +45,7 @@ class CatalogEntry:
     models_url: str | None = None
     is_keyless: bool = False
     stream_usage: bool = True
+    media_api: MediaApi | None = None
 
 
 def load_catalog() -> tuple[CatalogEntry, ...]:
@@ -58,6 +59,7 @@ def load_catalog() -> tuple[CatalogEntry, ...]:
             models_url=item.get("models_url"),
             is_keyless=bool(item.get("keyless", False)),
             stream_usage=bool(item.get("stream_usage", True)),
+            media_api=MediaApi(item["media_api"]) if item.get("media_api") else None,
         )
         for item in yaml.safe_load(text)
     )
@@ -81,6 +83,7 @@ def zero_config_providers(environ: Mapping[str, str], *, include_keyless: bool) 
             api_key=key or None,
             models_url=entry.models_url,
             stream_usage=entry.stream_usage,
+            media_api=entry.media_api,
         )
         found.append((config, reason))
     return found

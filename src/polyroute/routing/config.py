@@ -32,7 +32,7 @@ from polyroute.errors import ConfigError
 from polyroute.routing.combos import FallbackScope as FallbackScope
 from polyroute.routing.combos import Strategy as Strategy
 from polyroute.routing.combos import find_cycle
-from polyroute.wire import WireFormat
+from polyroute.wire import MEDIA_API_OF_FORMAT, MediaApi, WireFormat
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
@@ -120,6 +120,13 @@ class ProviderConfig(_Frozen):
     ``stream_options``."""
     credential_strategy: CredentialStrategy | None = None
     """Overrides ``routing.credential_strategy`` for this provider's keys."""
+    media_api: MediaApi | None = None
+    """The API its image, embedding and audio models speak; by default the one that goes with ``format``."""
+
+    @property
+    def effective_media_api(self) -> MediaApi | None:
+        """``media_api``, else the format's own (None: the provider serves no media)."""
+        return self.media_api or MEDIA_API_OF_FORMAT[self.format]
 
     @model_validator(mode="after")
     def _one_key_source(self) -> ProviderConfig:

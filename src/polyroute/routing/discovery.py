@@ -65,6 +65,7 @@ def make_target(
         timeouts=timeouts,
         stream_usage=config.stream_usage,
         round_robin=(config.credential_strategy or rotation) is CredentialStrategy.ROUND_ROBIN,
+        media_api=config.effective_media_api,
     )
 
 

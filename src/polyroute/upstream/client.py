@@ -18,9 +18,9 @@ import orjson
 from yarl import URL
 
 from polyroute.errors import UpstreamError, UpstreamProtocolError, UpstreamStatusError
-from polyroute.upstream.auth import auth_headers
+from polyroute.upstream.auth import auth_headers, media_auth_headers
 from polyroute.upstream.transport import create_session, map_transport_errors
-from polyroute.wire import WireFormat
+from polyroute.wire import MediaApi, WireFormat
 from polyroute.wire.registry import TRANSLATORS
 
 _REDACTED = "[redacted]"
@@ -64,10 +64,12 @@ class UpstreamTarget:
 
     __slots__ = (
         "_headers",
+        "_media",
         "_prepared",
         "_urls",
         "base_url",
         "credential_ids",
+        "media_api",
         "models_url",
         "name",
         "round_robin",
@@ -78,7 +80,7 @@ class UpstreamTarget:
         "wire_format",
     )
 
-    def __init__(
+    def __init__(  # noqa: PLR0913  (a provider's settings, each named)
         self,
         endpoint: Endpoint,
         *,
@@ -87,6 +89,7 @@ class UpstreamTarget:
         timeouts: Timeouts,
         stream_usage: bool = True,
         round_robin: bool = False,
+        media_api: MediaApi | None = None,
     ) -> None:
         self.name = endpoint.name
         self.round_robin = round_robin
@@ -105,6 +108,13 @@ class UpstreamTarget:
             for key in keys
         ]
         self._prepared = tuple(prepared)
+        self.media_api = media_api
+        """The API its image, embedding and audio models speak; None when it serves none."""
+        self._media = (
+            tuple(MappingProxyType(_merge_headers(headers, media_auth_headers(media_api, key))) for key in keys)
+            if media_api is not None
+            else ()
+        )
         self.credential_ids = tuple(credential_id(key) for key in keys)
         """A short, non-secret name per credential (``-`` when keyless), in config order."""
         self._headers: Iterator[Mapping[str, str]] = itertools.cycle(prepared)
@@ -129,6 +139,12 @@ class UpstreamTarget:
     def headers_for(self, credential: int | None) -> Mapping[str, str]:
         """Headers authenticating with the credential at ``credential`` (None: the next in rotation)."""
         return next(self._headers) if credential is None else self._prepared[credential]
+
+    def media_headers_for(self, credential: int | None) -> Mapping[str, str]:
+        """Headers authenticating a media request (no content type: each request sets its own)."""
+        if not self._media:
+            return {}
+        return self._media[0 if credential is None else credential]
 
     def redact(self, text: str) -> str:
         """Remove this provider's credentials from a text before it is stored or shown."""
@@ -163,6 +179,16 @@ class UpstreamReply:
 
     status: int
     body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class MediaReply:
+    """A complete, successful answer of a media API."""
+
+    status: int
+    body: bytes
+    content_type: str
+    headers: Mapping[str, str]
 
 
 class UpstreamStream:
@@ -257,6 +283,68 @@ class UpstreamClient:
             else:
                 response.close()
 
+    async def request(  # noqa: PLR0913  (an HTTP call's parts, each optional and named)
+        self,
+        target: UpstreamTarget,
+        method: str,
+        url: str | URL,
+        *,
+        data: bytes | aiohttp.FormData | AsyncIterator[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        credential: int | None = None,
+    ) -> MediaReply:
+        """A media API call, read whole.
+
+        ``url`` is a fixed path under ``base_url`` (parsed once and kept), or a ``URL`` (for addresses that
+        carry request data, such as a prompt). The target's media credentials are sent; ``headers`` add to
+        them (a content type, say).
+
+        Raises:
+            UpstreamError: the matching subclass for a transport failure or an error status.
+        """
+        address = url if isinstance(url, URL) else target.url(url)
+        sent = {**target.media_headers_for(credential), **(headers or {})}
+        with map_transport_errors(target.name):
+            async with self._session.request(
+                method, address, data=data, headers=sent, params=params, timeout=target.timeout
+            ) as response:
+                body = await _read_capped(response, target.name)
+                if response.status >= 400:
+                    raise status_error(target, response.status, body, response.headers)
+                return MediaReply(response.status, body, response.content_type, response.headers)
+
+    @asynccontextmanager
+    async def open_bytes(
+        self,
+        target: UpstreamTarget,
+        path: str,
+        body: bytes,
+        *,
+        credential: int | None = None,
+    ) -> AsyncIterator[tuple[str, UpstreamStream]]:
+        """POST a JSON body whose answer is binary (audio), yielding its content type and a stream of its bytes.
+
+        Raises:
+            UpstreamError: transport failure or an error status.
+        """
+        sent = {**target.media_headers_for(credential), "Content-Type": "application/json"}
+        with map_transport_errors(target.name):
+            response = await self._session.post(
+                target.url(path), data=body, headers=sent, timeout=target.stream_timeout
+            )
+        try:
+            if response.status >= 400:
+                with map_transport_errors(target.name):
+                    data = await _read_capped(response, target.name)
+                raise status_error(target, response.status, data, response.headers)
+            yield response.content_type, UpstreamStream(target.name, response.content)
+        finally:
+            if response.content.is_eof():
+                response.release()
+            else:
+                response.close()
+
     async def list_models(self, target: UpstreamTarget, *, timeout_s: float) -> list[str]:
         """The model ids the upstream lists.
 
@@ -328,6 +416,7 @@ def status_error(target: UpstreamTarget, status: int, body: bytes, headers: Mapp
 
 __all__ = [
     "Endpoint",
+    "MediaReply",
     "Timeouts",
     "UpstreamClient",
     "UpstreamError",

@@ -1,0 +1,13 @@
+"""The audio endpoints (not served yet)."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from polyroute.api.services import Services
+
+
+def routes(services: Services) -> list[Route]:
+    """The audio routes."""
+    del services
+    return []
