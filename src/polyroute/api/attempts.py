@@ -250,7 +250,8 @@ class Attempts:
             telemetry.finished(deployment.label, ttft_ms=None, ok=False)
             raise
         telemetry.finished(deployment.label, ttft_ms=self._ttft_ms(started), ok=True)
-        self.services.health.success(deployment.label, candidate.credential_id)
+        if self.can_fall_back:  # a lone candidate's health is neither read nor written
+            self.services.health.success(deployment.label, candidate.credential_id)
         return _Step.DONE
 
     def _announce(self, candidate: Try) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 from polyroute.errors import GatewayError
@@ -97,7 +97,7 @@ class Planner:
         self._prices = prices
         self._order = order
         self._table: RoutingTable | None = None
-        self._cache: dict[tuple[str, str | None, FallbackScope], tuple[Deployment, ...]] = {}
+        self._cache: dict[tuple[str, str | None, FallbackScope], Plan] = {}
         self._members: dict[str, Deployment | None] = {}
         self._ranked: dict[tuple[str, str, bool, bool, int], tuple[float, list[Deployment]]] = {}
 
@@ -124,14 +124,16 @@ class Planner:
         scope = scope or (options.fallback_scope if options else None) or policy.options.fallback_scope
         attempts = (options.max_attempts if options else None) or policy.options.max_attempts
         key = (name, provider, scope)
-        found = self._cache.get(key)
-        if found is None:
+        plan = self._cache.get(key)
+        if plan is None:
             found = self._candidates(table, name, provider, scope)
+            plan = Plan(deployments=found, configured=self._configured(table, name, found[0]), max_attempts=attempts)
             if len(self._cache) < _MAX_CACHED_PLANS:
-                self._cache[key] = found
+                self._cache[key] = plan
         if scope is FallbackScope.ANY and provider is None:
-            found = (*found, *self._any(table, found, (needs or _no_needs)()))
-        return Plan(deployments=found, configured=self._configured(table, name, found[0]), max_attempts=attempts)
+            chosen = plan.deployments
+            plan = replace(plan, deployments=(*chosen, *self._any(table, chosen, (needs or _no_needs)())))
+        return plan
 
     def _current(self) -> RoutingTable:
         table = self._live.current

@@ -107,11 +107,11 @@ class Deployment:
     provider: str
     model: str
     target: UpstreamTarget
+    label: str = dataclasses.field(init=False, compare=False)
+    """``provider/model`` (built once: the request path reads it several times)."""
 
-    @property
-    def label(self) -> str:
-        """``provider/model``."""
-        return f"{self.provider}/{self.model}"
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "label", f"{self.provider}/{self.model}")
 
 
 class RoutingTable:
