@@ -15,6 +15,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from polyroute.api.access import Ticket
 from polyroute.api.attempts import Attempts, Try, plan_request
+from polyroute.api.chat_images import ChatImages
 from polyroute.api.inference import InferenceEndpoint
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import SSE_HEADERS, Exchange, Pipeline, empty_answer, is_strict
@@ -32,6 +33,7 @@ from polyroute.errors import (
     UpstreamError,
     UpstreamProtocolError,
 )
+from polyroute.routing.config import ModelType
 from polyroute.routing.table import Deployment
 from polyroute.upstream.client import UpstreamStream, status_error
 from polyroute.wire import WireFormat, openai_chat
@@ -94,10 +96,13 @@ class ChatCompletionsEndpoint(InferenceEndpoint):
             path_params = scope.get("path_params")
             if path_params:
                 provider = _pinned_provider(path_params["provider"], provider)
-            plan = plan_request(self.services, scope, payload, provider=provider)
+            plan = plan_request(self.services, scope, payload, provider=provider, images=True)
             deployment = outcome.deployment = plan.deployments[0]
             ticket = await self.services.gate.admit(scope, deployment, outcome.model)
             payload.pop("provider", None)
+            if self.services.routing.current.model_type(deployment) is ModelType.IMAGE:
+                await ChatImages(self.services).serve(scope, send, payload, plan, outcome)
+                return
 
             async def attempt(candidate: Try, hedged_send: Send | None) -> None:
                 await self._attempt(scope, receive, hedged_send or send, outcome, payload, candidate)

@@ -107,11 +107,15 @@ class Deployment:
     provider: str
     model: str
     target: UpstreamTarget
+    kind: ModelType | None = dataclasses.field(default=None, compare=False)
+    """What the model produces (None: guessed from its id when first asked)."""
     label: str = dataclasses.field(init=False, compare=False)
     """``provider/model`` (built once: the request path reads it several times)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "label", f"{self.provider}/{self.model}")
+        if self.kind is None:
+            object.__setattr__(self, "kind", guess_model_type(self.model))
 
 
 class RoutingTable:
@@ -193,7 +197,7 @@ class RoutingTable:
 
     def model_type(self, deployment: Deployment) -> ModelType:
         """What the deployment's model produces (guessed from its id when no list says)."""
-        return self._types.get((deployment.provider, deployment.model)) or guess_model_type(deployment.model)
+        return deployment.kind or guess_model_type(deployment.model)
 
     def deployment_of(self, model: ModelInfo) -> Deployment | None:
         """The deployment serving a listed model (None for a provider no longer registered)."""
@@ -231,7 +235,7 @@ class RoutingTable:
         key = (state.name, model)
         found = self._deployments.get(key)
         if found is None:
-            found = Deployment(state.name, model, state.target)
+            found = Deployment(state.name, model, state.target, self._types.get(key))
             # Names of unlisted models come from clients: cache a bounded number of them.
             if len(self._deployments) < _MAX_CACHED_DEPLOYMENTS:
                 self._deployments[key] = found
