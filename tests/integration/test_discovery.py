@@ -157,3 +157,44 @@ async def test_discovery_start_returns_after_the_startup_wait_even_if_lists_hang
         await runner.cleanup()
     assert waited < 2.0
     assert live.current.provider("slow").status == "pending"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("image_list", "expected_images"),
+    [
+        ([{"name": "flux", "description": "Flux"}, {"name": "turbo"}], ["flux", "turbo"]),
+        (["kontext"], ["kontext"]),
+        (None, []),  # no image list: the text models alone
+    ],
+)
+async def test_pollinations_image_models_are_listed_apart_and_typed_image(client, image_list, expected_images):
+    app = _openai_models_app(["openai", "mistral"])
+    seen: list[str] = []
+
+    async def image_models(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        if image_list is None:
+            return web.Response(status=404, text="not here")
+        return web.json_response(image_list)
+
+    app.router.add_get("/image/models", image_models)
+    runner, port = await _serve(app)
+    try:
+        provider = {
+            "name": "pollinations",
+            "format": "openai",
+            "base_url": f"http://127.0.0.1:{port}/v1",
+            "media_api": "pollinations",
+        }
+        config = parse_routing_config({"providers": [provider]}, {})
+        live = LiveRoutingTable(initial_table(config, {}, timeouts=TIMEOUTS, include_keyless=False))
+        discovery = ModelDiscovery(live, client, DiscoveryOptions(timeouts=TIMEOUTS, startup_wait_s=2))
+        await discovery.start()
+        await discovery.aclose()
+    finally:
+        await runner.cleanup()
+    state = live.current.provider("pollinations")
+    assert state is not None and state.status == "ok"
+    assert seen == ["/image/models"]
+    typed = [(m.id, m.type.value) for m in state.models or ()]
+    assert typed == [("openai", "text"), ("mistral", "text"), *((name, "image") for name in expected_images)]

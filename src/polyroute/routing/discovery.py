@@ -12,6 +12,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import orjson
+from yarl import URL
+
 from polyroute.errors import UpstreamError
 from polyroute.routing.catalog import zero_config_providers
 from polyroute.routing.combos import Combo
@@ -25,7 +28,7 @@ from polyroute.routing.table import (
     configured_models,
 )
 from polyroute.upstream.client import Endpoint, Timeouts, UpstreamClient, UpstreamTarget
-from polyroute.wire import WireFormat
+from polyroute.wire import MediaApi, WireFormat
 
 logger = logging.getLogger(__name__)
 
@@ -164,8 +167,25 @@ class ModelDiscovery:
                 logger.warning("provider %s: model list unavailable (%s); will retry", state.name, exc)
             self._swap(state.unreachable(str(exc)))
             return
-        logger.info("provider %s: %d models", state.name, len(ids))
-        self._swap(state.with_models(ids))
+        images = await self._image_models(state) if state.target.media_api is MediaApi.POLLINATIONS else []
+        logger.info("provider %s: %d models", state.name, len(ids) + len(images))
+        self._swap(state.with_models(ids, images=images))
+
+    async def _image_models(self, state: ProviderState) -> list[str]:
+        """Pollinations lists its image models apart (``<root>/image/models``); best effort."""
+        root = state.target.base_url.removesuffix("/v1")
+        try:
+            reply = await self._client.request(state.target, "GET", URL(f"{root}/image/models"))
+            listed = orjson.loads(reply.body)
+        except (UpstreamError, orjson.JSONDecodeError) as exc:
+            logger.info("provider %s: image model list unavailable (%s)", state.name, exc)
+            return []
+        names = (
+            [item.get("name") if isinstance(item, dict) else item for item in listed or ()]
+            if isinstance(listed, list)
+            else []
+        )
+        return [name for name in names if isinstance(name, str) and name]
 
     async def _probe_ollama(self, url: str) -> None:
         config = ProviderConfig(name=OLLAMA_PROVIDER, format=WireFormat.OPENAI, base_url=f"{url.rstrip('/')}/v1")

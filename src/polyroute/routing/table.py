@@ -62,9 +62,11 @@ class ProviderState:
         """The provider's name, the prefix of its models."""
         return self.config.name
 
-    def with_models(self, ids: Iterable[str]) -> ProviderState:
-        """The same provider with a freshly listed set of models."""
-        models = tuple(ModelInfo(id=i, provider=self.name, type=guess_model_type(i)) for i in dict.fromkeys(ids))
+    def with_models(self, ids: Iterable[str], *, images: Iterable[str] = ()) -> ProviderState:
+        """The same provider with a freshly listed set of models (``images``: ones its media API lists apart)."""
+        typed = {i: guess_model_type(i) for i in ids}
+        typed.update((i, ModelType.IMAGE) for i in images if i not in typed)
+        models = tuple(ModelInfo(id=i, provider=self.name, type=t) for i, t in typed.items())
         return dataclasses.replace(self, models=models, status="ok", detail=None)
 
     def unreachable(self, detail: str) -> ProviderState:
