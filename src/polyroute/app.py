@@ -414,7 +414,7 @@ def _routes(parts: _Components) -> list[Route]:
         Route("/api/pricing", pricing.replace, methods=["PUT"]),
         Route("/api/compliance/audit-log", monitor.audit_log, methods=["GET"]),
         *_resilience_routes(parts),
-        *media_routes(parts.pipeline.services),
+        *media_routes(parts.pipeline.services, audio_max_bytes=parts.settings.audio_max_bytes),
         Route("/api/auth/login", login.login, methods=["POST"]),
         Route("/api/auth/logout", login.logout, methods=["POST"]),
         Route("/api/auth/password", login.change_password, methods=["PUT"]),

@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     image_fetch_private: bool = False
     """Allow fetching images from loopback, private and link-local addresses (off: a request could
     otherwise make the gateway read from its own network)."""
+    audio_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    """Largest audio file ``POST /v1/audio/transcriptions|translations`` accepts (413 past it)."""
 
     @property
     def resolved_database_url(self) -> str:

@@ -8,6 +8,10 @@ from polyroute.api import audio, embeddings, images
 from polyroute.api.services import Services
 
 
-def media_routes(services: Services) -> list[Route]:
+def media_routes(services: Services, *, audio_max_bytes: int | None = None) -> list[Route]:
     """The routes of every media endpoint, served through Starlette."""
-    return [*images.routes(services), *embeddings.routes(services), *audio.routes(services)]
+    return [
+        *images.routes(services),
+        *embeddings.routes(services),
+        *audio.routes(services, max_audio_bytes=audio_max_bytes),
+    ]
