@@ -19,6 +19,7 @@ from polyroute.routing.catalog import guess_model_type
 from polyroute.routing.combos import Combo
 from polyroute.routing.config import ModelType, ProviderConfig, RouteOptions, RoutingOptions
 from polyroute.upstream.client import UpstreamTarget
+from polyroute.wire import MediaApi
 
 _MAX_CACHED_DEPLOYMENTS = 10_000
 
@@ -74,15 +75,20 @@ class ProviderState:
         return dataclasses.replace(self, status="unreachable", detail=detail)
 
 
+AUDIO_ONLY_APIS = frozenset({MediaApi.DEEPGRAM, MediaApi.ASSEMBLYAI})
+"""Media APIs that serve nothing but audio: their models are audio models unless the config says otherwise."""
+
+
 def configured_models(config: ProviderConfig) -> tuple[ModelInfo, ...] | None:
     """The models a provider's config lists, with their types; None when it lists none."""
     if config.models is None:
         return None
+    audio_only = config.effective_media_api in AUDIO_ONLY_APIS
     return tuple(
         ModelInfo(
             id=m.id,
             provider=config.name,
-            type=m.type or guess_model_type(m.id),
+            type=m.type or (ModelType.AUDIO if audio_only else guess_model_type(m.id)),
             context_length=m.context_length,
             capabilities=frozenset(m.capabilities) if m.capabilities is not None else None,
         )

@@ -396,3 +396,24 @@ def test_configured_models_none_when_config_lists_none() -> None:
 
 def test_model_info_qualified_id_prefixes_provider() -> None:
     assert ModelInfo(id="org/m:free", provider="or", type=ModelType.TEXT).qualified_id == "or/org/m:free"
+
+
+def test_models_of_audio_only_media_apis_are_audio_models_unless_the_config_says_otherwise() -> None:
+    from polyroute.routing.config import ModelType, ProviderConfig
+    from polyroute.routing.table import configured_models
+
+    def types(media_api: str) -> list[ModelType]:
+        config = ProviderConfig.model_validate(
+            {
+                "name": "p",
+                "format": "openai",
+                "base_url": "http://127.0.0.1:9/v1",
+                "media_api": media_api,
+                "models": ["best", "nano", {"id": "helper", "type": "text"}],
+            }
+        )
+        return [m.type for m in configured_models(config) or ()]
+
+    assert types("assemblyai") == [ModelType.AUDIO, ModelType.AUDIO, ModelType.TEXT]
+    assert types("deepgram") == [ModelType.AUDIO, ModelType.AUDIO, ModelType.TEXT]
+    assert types("openai") == [ModelType.TEXT, ModelType.TEXT, ModelType.TEXT]
