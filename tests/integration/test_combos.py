@@ -372,3 +372,12 @@ def test_combos_api_needs_an_admin_key(w: World) -> None:
         answer = http.post("/v1/chat/completions", json={"model": "pri", "messages": HI})
         assert answer.status_code == 200
     assert "mine" not in {c["name"] for c in w.admin.get("/api/combos").json()["data"]}
+
+
+def test_combos_are_listed_as_models_with_their_strategy_and_members(w: World) -> None:
+    listed = {m.id: m.model_dump() for m in w.sdk.models.list()}
+    assert listed["outer"]["combo"] == "priority"
+    assert listed["outer"]["members"] == ["inner", "c/gamma"]
+    assert listed["race"]["combo"] == "hedged"
+    assert listed["race"]["owned_by"] == "polyroute"
+    assert listed["a/alpha"].get("combo") is None  # ordinary models are not combos
