@@ -28,6 +28,7 @@ from aiohttp import BodyPartReader, web
 
 from polyroute.api import audio
 from tests.audio_samples import ASSEMBLYAI_COMPLETED, DEEPGRAM_ANSWER, OPENAI_VERBOSE, TRANSCRIPT_ID, UPLOAD_URL
+from tests.fakes import LoopbackServer
 from tests.gateway_fixtures import ADMIN_KEY, UPSTREAM_KEY, RunningGateway, start_gateway
 
 SPEECH_CHUNKS: Final = (
@@ -55,10 +56,11 @@ class Seen:
         return json.loads(self.body)
 
 
-class FakeAudioApi:
+class FakeAudioApi(LoopbackServer):
     """The audio APIs of three providers on one loopback port, with failures on demand and a record of requests."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.seen: list[Seen] = []
         self.failures: deque[tuple[int, dict[str, Any]]] = deque()
         """Error answers (status, JSON body) given to the next requests, whatever their path."""
@@ -75,26 +77,6 @@ class FakeAudioApi:
         self.speech_finished = threading.Event()
         """Set when a speech answer was written to its end."""
         self.gate_was_open = False
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> FakeAudioApi:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
     def reset(self) -> None:
         self.seen.clear()
@@ -108,7 +90,7 @@ class FakeAudioApi:
         self.speech_finished.clear()
         self.gate_was_open = False
 
-    async def _start(self) -> None:
+    def build_app(self) -> web.Application:
         self.reset()
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._fail_on_demand])
         app.router.add_post("/v1/audio/transcriptions", self._transcribe)
@@ -118,11 +100,7 @@ class FakeAudioApi:
         app.router.add_post("/v2/upload", self._upload)
         app.router.add_post("/v2/transcript", self._create_transcript)
         app.router.add_get("/v2/transcript/{id}", self._poll_transcript)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return app
 
     @web.middleware
     async def _fail_on_demand(
@@ -285,7 +263,7 @@ def running_audio_gateway(
     """Start the fakes and a gateway in front of them (with a smaller upload limit or poll timeout when given)."""
     fakes = [FakeAudioApi().start() for _ in range(3)]
     try:
-        settings = {"audio_max_bytes": max_audio_bytes} if max_audio_bytes is not None else {}
+        settings: dict[str, Any] = {"audio_max_bytes": max_audio_bytes} if max_audio_bytes is not None else {}
         with pytest.MonkeyPatch.context() as patch:
             if poll_timeout_s is not None:
                 patch.setattr(audio, "POLL_TIMEOUT_S", poll_timeout_s)

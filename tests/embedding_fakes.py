@@ -10,17 +10,15 @@ Gemini ``:batchEmbedContents`` (no usage), Ollama ``POST /api/embed`` (``prompt_
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import struct
-import threading
 from collections import deque
 from typing import Any, Final, Literal
 
 from aiohttp import web
 
-from tests.fakes import Received, Reply
+from tests.fakes import LoopbackServer, Received, Reply
 
 Api = Literal["openai", "gemini", "ollama", "cohere"]
 EMBEDDER_KEY: Final = "sk-fake-embedder-key-0123456789"
@@ -49,41 +47,22 @@ def tokens_of(item: str | list[int]) -> int:
     return len(item.split()) + 1 if isinstance(item, str) else len(item)
 
 
-class FakeEmbedder:
+class FakeEmbedder(LoopbackServer):
     """One embedding API on 127.0.0.1, in its own thread and event loop."""
 
     def __init__(self, api: Api, *, api_key: str | None = EMBEDDER_KEY, honours_base64: bool = True) -> None:
+        super().__init__()
         self.api = api
         self.api_key = api_key
         self.honours_base64 = honours_base64
         """OpenAI API: answer base64 when asked (False: floats always, as some compatible servers do)."""
         self.script: deque[Reply] = deque()
         self.received: list[Received] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
         """The provider ``base_url``: OpenAI paths are under ``/v1``, the others at the root."""
         return self.root + "/v1" if self.api == "openai" else self.root
-
-    def start(self) -> FakeEmbedder:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
     def reset(self) -> None:
         self.script.clear()
@@ -95,7 +74,7 @@ class FakeEmbedder:
     def bodies(self) -> list[Any]:
         return [r.json() for r in self.received]
 
-    async def _start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         path = {
             "openai": "/v1/embeddings",
@@ -104,11 +83,7 @@ class FakeEmbedder:
             "cohere": "/v2/embed",
         }[self.api]
         app.router.add_post(path, self._embed)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return app
 
     async def _embed(self, request: web.Request) -> web.Response:
         received = Received(request.method, request.path_qs, dict(request.headers), await request.read())

@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 from aiohttp import web
 
-from tests.fakes import Received, Reply
+from tests.fakes import LoopbackServer, Received, Reply
 
 Format = Literal["openai", "anthropic", "gemini", "ollama"]
 FORMATS: Final[tuple[Format, ...]] = ("openai", "anthropic", "gemini", "ollama")
@@ -352,10 +352,11 @@ _OPENAI_NO_KEY = (
 )
 
 
-class FakeProvider:
+class FakeProvider(LoopbackServer):
     """One provider format on 127.0.0.1, with a script of replies and a record of requests."""
 
     def __init__(self, fmt: Format, *, api_key: str | None = PROVIDER_KEY, models: Sequence[str] | None = None) -> None:
+        super().__init__()
         self.format: Format = fmt
         self.api_key = None if fmt == "ollama" else api_key
         self.models = list(models if models is not None else DEFAULT_MODELS[fmt])
@@ -365,37 +366,11 @@ class FakeProvider:
         """``input_tokens`` answered by Anthropic's ``/v1/messages/count_tokens``."""
         self.stream_completed = threading.Event()
         self.stream_aborted = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
         """The ``base_url`` a polyroute provider config uses for this fake."""
         return base_url_for(self.format, self.root)
-
-    def start(self) -> FakeProvider:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
-
-    def __enter__(self) -> FakeProvider:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         self.script.clear()
@@ -407,7 +382,7 @@ class FakeProvider:
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
 
-    async def _start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         routes: dict[Format, list[web.RouteDef]] = {
             "openai": [web.post("/v1/chat/completions", self._chat), web.get("/v1/models", self._models)],
@@ -424,11 +399,7 @@ class FakeProvider:
             "ollama": [web.post("/api/chat", self._chat), web.get("/api/tags", self._models)],
         }
         app.add_routes(routes[self.format])
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return app
 
     async def _record(self, request: web.Request) -> ProviderRequest:
         received = ProviderRequest(

@@ -12,21 +12,19 @@ the next answers of one provider, otherwise each answers with a real PNG made he
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import re
 import struct
-import threading
 import zlib
 from collections import defaultdict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from tests.fakes import Reply
+from tests.fakes import LoopbackServer, Reply
 from tests.gateway_fixtures import UPSTREAM_KEY
 
 CREATED = 1_713_833_628
@@ -66,38 +64,17 @@ class ImageCall:
         return json.loads(self.body)
 
 
-@dataclass
-class FakeImageApis:
+class FakeImageApis(LoopbackServer):
     """The server; ``url(name)`` is the root of one provider's routes."""
 
-    calls: list[ImageCall] = field(default_factory=list)
-    scripts: dict[str, deque[Reply]] = field(default_factory=lambda: defaultdict(deque))
-    files_served: int = 0
-    port: int = 0
-
-    def __post_init__(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def root(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[ImageCall] = []
+        self.scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self.files_served = 0
 
     def url(self, name: str) -> str:
         return f"{self.root}/{name}"
-
-    def start(self) -> FakeImageApis:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        assert self._runner is not None
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop.close()
 
     def reset(self) -> None:
         self.calls.clear()
@@ -110,14 +87,10 @@ class FakeImageApis:
     def calls_to(self, name: str) -> list[ImageCall]:
         return [call for call in self.calls if call.provider == name]
 
-    async def _start(self) -> None:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", r"/{tail:[\s\S]*}", self._handle)  # prompts may hold newlines
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return app
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.partition("?")[0]
