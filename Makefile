@@ -32,10 +32,12 @@ check: $(STAMP_DEV)
 test: $(STAMP_DEV)
 	PATH="$(abspath $(BIN)):$$PATH" scripts/check
 	scripts/install_agents
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk) || echo "wrk could not be installed: the bench test will skip"
 	PATH="$(abspath $(BIN)):$$PATH" scripts/test
 
 bench: $(STAMP_DEV)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || (apt-get update -qq && apt-get install -y -qq nginx-light)
 	$(BIN)/python bench/run.py
 
 clean:

@@ -160,6 +160,8 @@ class StreamSample:
     done: bool
     usage: bool
     text: str
+    body_bytes: int
+    """Bytes of the response body (after de-chunking), every line included."""
 
 
 @dataclass(frozen=True)
@@ -216,9 +218,11 @@ _FIDELITY: dict[str, Callable[[list[bytes]], Fidelity]] = {"openai": openai_fide
 async def _one_stream(session: aiohttp.ClientSession, target: Target) -> StreamSample:
     stamps: list[float] = []
     payloads: list[bytes] = []
+    size = 0
     start = time.perf_counter()
     async with session.post(target.url, data=target.body, headers=target.headers) as resp:
         async for line in resp.content:
+            size += len(line)
             if line.startswith(b"data:"):
                 stamps.append(time.perf_counter())
                 payloads.append(line[5:].strip())
@@ -237,6 +241,7 @@ async def _one_stream(session: aiohttp.ClientSession, target: Target) -> StreamS
         done=seen.done,
         usage=seen.usage,
         text=seen.text,
+        body_bytes=size,
     )
 
 
@@ -263,6 +268,9 @@ def _summarize(target: Target, samples: list[StreamSample]) -> dict[str, object]
         "gap_p50_us": round(_percentile(gaps, 50), 1),
         "gap_p99_us": round(_percentile(gaps, 99), 1),
         "events_median": statistics.median([s.events for s in ok]) if ok else 0,
+        "events_all": sorted({s.events for s in ok}),
+        "bytes_median": statistics.median([s.body_bytes for s in ok]) if ok else 0,
+        "bytes_all": sorted({s.body_bytes for s in ok}),
         "all_done": bool(ok) and all(s.done for s in ok),
         "all_usage": bool(ok) and all(s.usage for s in ok),
         "text": ok[0].text if len(texts) == 1 else None,

@@ -125,6 +125,8 @@ class Child:
     proc: subprocess.Popen[bytes]
     log: Path
     port: int
+    started: float = 0.0
+    """``time.monotonic()`` just before the process was spawned (cold start is counted from here)."""
 
     @property
     def pid(self) -> int:
@@ -147,11 +149,21 @@ class Supervisor:
     pin: bool = True
     children: list[Child] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], port: int, cpu: int | None, env: dict[str, str] | None = None) -> Child:
-        """Start ``argv`` in its own process group, pinned to ``cpu`` when pinning is on."""
+    def start(
+        self,
+        name: str,
+        argv: list[str],
+        port: int,
+        cpu: int | str | None,
+        env: dict[str, str] | None = None,
+        *,
+        cwd: Path | None = None,
+    ) -> Child:
+        """Start ``argv`` in its own process group, pinned to ``cpu`` (one CPU or a list: "0,1") if pinning is on."""
         if self.pin and cpu is not None and shutil.which("taskset"):
             argv = ["taskset", "-c", str(cpu), *argv]
         log = self.workdir / f"{name}.log"
+        started = time.monotonic()
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 argv,
@@ -160,8 +172,9 @@ class Supervisor:
                 stdin=subprocess.DEVNULL,
                 env={**os.environ, **(env or {})},
                 start_new_session=True,
+                cwd=cwd,
             )
-        child = Child(name, proc, log, port)
+        child = Child(name, proc, log, port, started)
         self.children.append(child)
         return child
 
@@ -201,6 +214,34 @@ def wait_healthy(child: Child, url: str, timeout: float) -> str | None:
             last = type(exc).__name__
         time.sleep(0.05)
     return f"{child.name} not healthy at {url} after {timeout:g} s ({last})"
+
+
+def wait_first_answer(
+    child: Child, url: str, body: bytes, headers: dict[str, str], timeout: float
+) -> tuple[float | None, str]:
+    """Poll ``url`` with a real request until it answers 200: (seconds since spawn, "ok") or (None, why not).
+
+    This is the cold start a user sees: from process start to the first successful answer, not to the
+    first open port or health check.
+    """
+    deadline = child.started + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not child.alive():
+            return None, f"{child.name} exited with code {child.proc.returncode}"
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=2.0) as resp:
+                resp.read()
+                if resp.status == 200:
+                    return time.monotonic() - child.started, "ok"
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}: {exc.read()[:200]!r}"
+        except (OSError, ValueError) as exc:
+            last = type(exc).__name__
+        time.sleep(0.01)
+    return None, f"{child.name} gave no successful answer at {url} within {timeout:g} s ({last})"
 
 
 def pin_self(cpu: int) -> bool:

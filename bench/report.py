@@ -12,11 +12,9 @@ import authcost
 import crossformat
 import deployments
 import failover
+import frontier
+import targets
 
-# The targets the lead set for polyroute (see bench/README.md).
-LATENCY_RATIO_MAX = 1.5
-CPU_MS_MAX = 0.35
-THROUGHPUT_RATIO_MIN = 0.5
 XF_CPU_RATIO_MAX = 2.0
 """Cross-format (Anthropic → OpenAI) streaming CPU per request ≤ 2× same-format."""
 XF_TTFT_EXTRA_MS_MAX = 1.0
@@ -82,55 +80,13 @@ def _check(name: str, value: float | None, limit: float, passed: bool | None, de
     return {"name": name, "value": value, "limit": limit, "verdict": verdict, "detail": detail}
 
 
-def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The three targets, each PASS, MISS or SKIP (gateway not measured)."""
-    lat = results.get("latency_c1", {}).get("summary", {})
-    thr = results.get("throughput", {}).get("16", {})
-    gw_ok = results["gateway"]["status"] == "ok" and "gateway" in lat
-    gw_thr = thr.get("gateway", {})
-    gw_errors = gw_ok and (lat["gateway"]["errors"] or gw_thr.get("non_2xx", 0) or gw_thr.get("errors", 0))
-    checks = []
-    pt_added = lat.get("passthrough", {}).get("added_p50_us")
-    gw_added = lat.get("gateway", {}).get("added_p50_us")
-    ratio = gw_added / pt_added if gw_ok and pt_added and gw_added is not None else None
-    checks.append(
-        _check(
-            "gateway added p50 @1 conn ≤ 1.5× pass-through added p50",
-            ratio,
-            LATENCY_RATIO_MAX,
-            None if ratio is None else ratio <= LATENCY_RATIO_MAX and not gw_errors,
-            f"gateway +{_fmt(gw_added)} µs vs pass-through +{_fmt(pt_added)} µs",
-        )
-    )
-    cpu = thr.get("gateway", {}).get("cpu_ms_per_req") if gw_ok else None
-    checks.append(
-        _check(
-            "gateway CPU ≤ 0.35 ms per non-streaming request (16 conns)",
-            cpu,
-            CPU_MS_MAX,
-            None if cpu is None else cpu <= CPU_MS_MAX and not gw_errors,
-            f"{_fmt(cpu, 3)} ms/req (pass-through {_fmt(thr.get('passthrough', {}).get('cpu_ms_per_req'), 3)})",
-        )
-    )
-    gw_rps, pt_rps = thr.get("gateway", {}).get("rps"), thr.get("passthrough", {}).get("rps")
-    share = gw_rps / pt_rps if gw_ok and gw_rps and pt_rps else None
-    checks.append(
-        _check(
-            "gateway req/s @16 conns ≥ 50% of pass-through",
-            share,
-            THROUGHPUT_RATIO_MIN,
-            None if share is None else share >= THROUGHPUT_RATIO_MIN and not gw_errors,
-            f"{_fmt(gw_rps)} vs {_fmt(pt_rps)} req/s",
-        )
-    )
-    if gw_errors:
-        for check in checks:
-            check["detail"] += "; gateway returned errors, numbers not valid"
-    return (
-        checks
-        + crossformat_checks(results)
-        + [authcost.check(results.get("auth", {})), failover.check(results.get("failover", {}))]
-    )
+def evaluate(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """The issue's targets (``targets.py``) and the checks of earlier cases, each PASS, MISS or SKIP."""
+    others = crossformat_checks(results) + [
+        authcost.check(results.get("auth", {})),
+        failover.check(results.get("failover", {})),
+    ]
+    return {"targets": targets.evaluate(results), "other": others}
 
 
 def _added_ttfb(stream: dict[str, Any], name: str, key: str = "ttfb_p50_us") -> float | None:
@@ -246,10 +202,12 @@ def _stream_table(results: dict[str, Any], names: list[str]) -> list[str]:
         "with usage; text = the same text as direct):",
         "",
         "| target | client API | TTFB p50 µs | added TTFB p50 µs | TTFB p99 µs | first text p50 µs "
-        "| added first text p50 µs | gap p50 µs | gap p99 µs | events | done | usage | text |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+        "| added first text p50 µs | gap p50 µs | gap p99 µs | events (expected) | bytes | done | usage | text |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
     ]
     reference = stream.get("direct", {}).get("text")
+    expected = results.get("expected_events", {})
+    direct_bytes = stream.get("direct", {}).get("bytes_all")
     for name in [*names, *(n for n in stream if n not in names)]:
         s = stream.get(name)
         if not s:
@@ -257,10 +215,17 @@ def _stream_table(results: dict[str, Any], names: list[str]) -> list[str]:
         added = _added_ttfb(stream, name) if name != "direct" else None
         added_text = _added_ttfb(stream, name, "ttft_p50_us") if name != "direct" else None
         same_text = s.get("text") is not None and s.get("text") == reference
+        fmt = s.get("format", "openai")
+        events = s.get("events_all", [s["events_median"]])
+        exact = events == [expected.get(fmt)]
+        sizes = s.get("bytes_all", [])
+        same_bytes = " (= direct)" if fmt == "openai" and name != "direct" and sizes == direct_bytes else ""
         lines.append(
-            f"| {name} | {s.get('format', 'openai')} | {_fmt(s['ttfb_p50_us'])} | {_fmt(added)} "
+            f"| {name} | {fmt} | {_fmt(s['ttfb_p50_us'])} | {_fmt(added)} "
             f"| {_fmt(s['ttfb_p99_us'])} | {_fmt(s.get('ttft_p50_us'))} | {_fmt(added_text)} "
-            f"| {_fmt(s['gap_p50_us'])} | {_fmt(s['gap_p99_us'])} | {s['events_median']} "
+            f"| {_fmt(s['gap_p50_us'])} | {_fmt(s['gap_p99_us'])} "
+            f"| {'/'.join(str(e) for e in events)} ({expected.get(fmt, '?')}{'' if exact else ', NOT EXACT'}) "
+            f"| {'/'.join(f'{b:,}' for b in sizes)}{same_bytes} "
             f"| {_yes(s['all_done'])} | {_yes(s['all_usage'])} | {_yes(same_text)} |"
         )
     return lines
@@ -355,26 +320,171 @@ def _key_of(results: dict[str, Any]) -> str:
     return "; every gateway request sends a full key with every limit and a budget set (in-process limiter)"
 
 
+TARGET_ORDER = ("direct", "passthrough", "gateway", "nginx", "litellm", "portkey")
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The whole report as Markdown."""
-    names = [n for n in ("direct", "passthrough", "gateway") if n in results["latency_c1"]["summary"]]
+    summary = results["latency_c1"]["summary"]
+    names = [n for n in TARGET_ORDER if n in summary]
     head = [
         f"# polyroute benchmark — {results['date']} on {results['host']} ({results['mode']})",
         "",
         f"Rig: {results['rig']['summary']}",
         f"Gateway: {results['gateway']['status']}{_data_files(results)}{_key_of(results)}",
+        _peers_line(results),
+        _load_line(results),
+        "",
+        "Targets of the benchmark issue (ratios from this run):",
+        "",
+        *targets.table(results["checks"]["targets"]),
         "",
     ]
-    body = _main_table(results, names) + _delay_table(results, names) + _stream_table(results, names)
+    body = (
+        _main_table(results, names) + _delay_table(results, names) + frontier.table(results.get("frontier", {}), names)
+    )
+    body += _cpu_table(results) + _stream_table(results, names) + _memory_table(results) + _cold_table(results)
     if results["gateway"]["status"] == "ok":
         body += _crossformat_table(results) + _auth_table(results)
         body += failover.table(results.get("failover", {})) + deployments.table(results.get("deployments", {}))
-    checks = ["", "Targets:", ""]
-    for c in results["checks"]:
+    checks = ["", "Checks of the earlier cases:", ""]
+    for c in results["checks"]["other"]:
         value = "–" if c["value"] is None else f"{c['value']:.3g}"
         checks.append(f"- **{c['verdict']}** {c['name']}: {value} (limit {c['limit']:g}; {c['detail']})")
     notes = ["", *[f"> {n}" for n in results.get("notes", [])]]
     return "\n".join(head + body + checks + notes) + "\n"
+
+
+def _peers_line(results: dict[str, Any]) -> str:
+    info = results.get("peers", {})
+    if not info.get("enabled"):
+        return "Peers: not run (on in the full run; `--peers` adds them to --quick)."
+    parts = []
+    for name in ("nginx", "litellm", "portkey"):
+        p = info.get(name, {})
+        if p.get("status") == "ok":
+            stream = "" if p.get("stream") == "ok" else f"; streaming not measured: {p.get('stream')}"
+            parts.append(f"{name} {p.get('version')} (first answer {p.get('cold_start_s')} s after start{stream})")
+        else:
+            parts.append(f"{name} {p.get('status', 'not run')}")
+    return "Peers: " + "; ".join(parts) + "."
+
+
+def _load_line(results: dict[str, Any]) -> str:
+    load = results.get("load_summary")
+    if not load:
+        return ""
+    return (
+        f"Background load measured by the harness: other processes used {load['median']:.0%} of a core in the median "
+        f"wrk run (max {load['max']:.0%}, {load['start']:.0%} before the run); hypervisor steal peaked at "
+        f"{load['steal_max']:.0%}. Run took {results.get('elapsed_s', '–')} s."
+    )
+
+
+def _cpu_cells(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    thr = results.get("throughput", {}).get("16", {})
+    scpu = results.get("stream_cpu", {}).get("summary", {})
+    xf = results.get("crossformat", {}).get("summary", {})
+    fo = results.get("failover", {}).get("summary", {})
+    plain = {n: thr.get(n, {}).get("cpu_ms_per_req") for n in TARGET_ORDER[1:]}
+    same = {n: scpu.get(n, {}).get("cpu_ms_per_req") for n in TARGET_ORDER[1:]}
+    same["gateway"] = xf.get(crossformat.SAME, {}).get("cpu_ms_per_req")
+    cross = {"gateway": xf.get(crossformat.CROSS, {}).get("cpu_ms_per_req")}
+    hop = {"gateway": fo.get("cases", {}).get(failover.FALLBACK, {}).get("cpu_ms_per_req")}
+    chunks = results.get("crossformat", {}).get("upstream", {}).get("content_chunks", "?")
+    return {
+        "OpenAI → OpenAI, non-streaming": plain,
+        f"OpenAI → OpenAI, streaming ({chunks} chunks)": same,
+        f"Anthropic client → OpenAI upstream, streaming ({chunks} chunks)": cross,
+        "failover hop (first answers 500, second answers)": hop | {"_added": fo.get("added_cpu_ms")},
+    }
+
+
+def _cpu_table(results: dict[str, Any]) -> list[str]:
+    cells = _cpu_cells(results)
+    present = [n for n in TARGET_ORDER[1:] if any(row.get(n) is not None for row in cells.values())]
+    if not present:
+        return []
+    lines = [
+        "",
+        "CPU-ms per request (utime + stime of the server's process tree from /proc, from the start of a wrk run "
+        "until the server is idle again, / requests; 16 connections; the gateway with the full key):",
+        "",
+        "| case | " + " | ".join(present) + " |",
+        "|---|" + "---:|" * len(present),
+    ]
+    for case, row in cells.items():
+        values = [_fmt(row.get(n), 3) for n in present]
+        if row.get("_added") is not None and "gateway" in present:
+            values[present.index("gateway")] += f" (+{row['_added']:.3f} over one attempt)"
+        lines.append(f"| {case} | " + " | ".join(values) + " |")
+    return lines
+
+
+def _memory_table(results: dict[str, Any]) -> list[str]:
+    mem = results.get("memory", {})
+    rows = [n for n in ("passthrough", "gateway") if n in mem]
+    if not rows:
+        return ["", f"Memory with held streams: {mem.get('status', 'not measured')}"]
+    lines = [
+        "",
+        f"Memory: {mem['streams']:,} streams held at once against a fake that sends one event every "
+        f"{mem['chunk_gap_ms'] / 1000:g} s (each stream ~{mem['stream_s']} s); RSS of the process tree, MiB; "
+        "start = after start-up, warm = after all earlier load, held = peak while every stream was open, after = "
+        "once the streams ended and the server went idle:",
+        "",
+        "| target | held together | opened in s | RSS start | warm | held | after | KiB per held stream "
+        "| after − warm MiB | round 2: held, after | round 2 growth MiB | complete streams |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+    ]
+    for name in rows:
+        m = mem[name]
+        rss = m["rss_kib"]
+        start = rss.get("start")
+        lines.append(
+            f"| {name} | {m['held_together']:,} | {m['opened_s']} | {_fmt(None if start is None else start / 1024, 1)} "
+            f"| {rss['warm'] / 1024:.1f} | {rss['held'] / 1024:.1f} | {rss['after'] / 1024:.1f} "
+            f"| {_fmt(m['kib_per_stream'], 1)} | {m['kept_kib'] / 1024:+.1f} | {_second(m)} "
+            f"| {_fmt(None if 'growth_kib' not in m else m['growth_kib'] / 1024, 1)} "
+            f"| {m['complete'] + sum(r['complete'] for r in m.get('rounds', [])):,} of "
+            f"{m['streams'] * (1 + len(m.get('rounds', []))):,} |"
+        )
+    return lines + [
+        "",
+        "Round 2 repeats the same streams on the same process: RSS that stays up after round 1 but does not grow "
+        "in round 2 is freed memory the allocator keeps for reuse, not a leak.",
+    ]
+
+
+def _second(m: dict[str, Any]) -> str:
+    if not m.get("rounds"):
+        return "–"
+    rss = m["rounds"][-1]["rss_kib"]
+    return f"{rss['held'] / 1024:.1f}, {rss['after'] / 1024:.1f}"
+
+
+def _cold_table(results: dict[str, Any]) -> list[str]:
+    cold = results.get("cold_start", {})
+    rows = [n for n in TARGET_ORDER[1:] if n in cold]
+    if not rows:
+        return ["", f"Cold start: {cold.get('status', 'not measured')}"]
+    lines = [
+        "",
+        "Cold start: from process spawn to the first 200 on a real chat completion, polled every 10 ms (the "
+        "gateway with an existing data dir and a full key, a restart with every feature on; peers from their "
+        "one start in this run):",
+        "",
+        "| target | first answer s (median) | runs s | RSS after first answer MiB |",
+        "|---|---:|---|---:|",
+    ]
+    for name in rows:
+        c = cold[name]
+        rss = c.get("rss_kib_after_first_answer")
+        runs = ", ".join(f"{r:.2f}" for r in c.get("runs_s", []) if r is not None) or c.get("status", "–")
+        lines.append(
+            f"| {name} | {_fmt(c.get('seconds'), 2)} | {runs} | {_fmt(None if rss is None else rss / 1024, 1)} |"
+        )
+    return lines
 
 
 def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
@@ -387,3 +497,36 @@ def write(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     tmp.replace(json_path)
     md_path.write_text(markdown(results))
     return json_path, md_path
+
+
+def write_docs(results: dict[str, Any], docs_dir: Path, json_path: Path) -> list[Path]:
+    """``docs_dir/latest.md`` (the report with its charts) and the PNG charts; the paths written.
+
+    Without matplotlib (``pip install matplotlib``) the report is written without charts, saying so.
+    """
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        import charts
+
+        pngs = charts.write_all(results, _cpu_cells(results), docs_dir)
+        missing = ""
+    except ImportError as exc:
+        pngs, missing = [], f"Charts not drawn: {exc} (install matplotlib)."
+    try:
+        source = json_path.resolve().relative_to(docs_dir.resolve().parent.parent)
+    except ValueError:
+        source = json_path
+    flag = "" if results["mode"] == "full" else " --" + results["mode"].split()[0]
+    intro = [
+        f"Produced by `.venv/bin/python bench/run.py{flag}`"
+        f" on {results['host']} ({results['rig']['summary']}); raw numbers: `{source}`. See bench/README.md for "
+        "what each phase measures and how to read it.",
+        "",
+        *[f"![{png.stem}]({png.name})" for png in pngs],
+        *([missing] if missing else []),
+        "",
+    ]
+    text = markdown(results).split("\n", 1)
+    md = docs_dir / "latest.md"
+    md.write_text(text[0] + "\n\n" + "\n".join(intro) + text[1])
+    return [md, *pngs]

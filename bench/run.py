@@ -41,10 +41,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import authcost
+import coldstart
 import crossformat
 import deployments
 import failover
+import frontier
+import heldstreams
 import loadgen
+import peers
 import procs
 import report
 
@@ -54,8 +58,13 @@ PY = sys.executable
 HARNESS_CPU, SERVER_CPU = 0, 1
 GATEWAY_QUIET_S = 1.2
 """Idle time that proves the gateway is done: longer than its request-log flush interval (1 s)."""
-FAKE_CHUNKS, FAKE_CHUNK_DELAY_MS = 20, 1
+FAKE_CHUNKS, FAKE_CHUNK_DELAY_MS = 64, 1
 """Content chunks per streamed answer of the fakes, and the gap between chunks."""
+PACED_CHUNK_DELAY_MS = 1000
+"""The paced fake of the memory phase: one event per second."""
+EXPECTED_EVENTS = {"openai": FAKE_CHUNKS + 4, "anthropic": FAKE_CHUNKS + 5}
+"""Events of one streamed answer per client API: role, content, finish, usage, [DONE] (OpenAI); message_start,
+content_block_start, content, content_block_stop, message_delta, message_stop (Anthropic)."""
 STREAM_S = (FAKE_CHUNKS + 4) * FAKE_CHUNK_DELAY_MS / 1000 * 1.5
 """Generous wall time of one streamed answer (role, content, finish and usage chunks, [DONE])."""
 MESSAGES = [
@@ -67,7 +76,7 @@ MESSAGES = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Plan:
     """Durations (seconds) and sizes of each phase."""
 
@@ -94,10 +103,90 @@ class Plan:
     extra_s: float = 1.0
     extra_warmup: float = 1.0
     """Seconds of the warm-up run of each extra gateway (wrk takes whole seconds only)."""
+    deployments: bool = True
+    """Whether the deployment-count case (1 vs 200 providers) runs."""
+    frontier_levels: tuple[int, ...] = (1, 4, 16, 64)
+    """Connection counts of the throughput frontier (levels other phases ran are reused)."""
+    frontier_s: float = 1.0
+    held_streams: int = 1000
+    """Streams held open at once in the memory phase."""
+    held_chunks: int = 3
+    """Content chunks of a paced answer (one event per second: the stream lasts chunks + 3 seconds)."""
+    cold_starts: int = 1
+    """Fresh starts of the gateway (and pass-through) in the cold-start phase; the median is reported."""
+    peer_budget_s: int = 150
+    """Seconds added to the budget when peers run (their start-up, LiteLLM's ~10-15 s, included)."""
+    memory_rounds: int = 2
+    """Rounds of held streams on the gateway (the pass-through gets one): a second round shows whether the
+    first one's memory is reused (allocator) or kept growing (a leak)."""
+    gateway_quiet_s: float = 1.2
+    """Idle time that proves a gateway is done after a CPU-counted run (see ``GATEWAY_QUIET_S``)."""
 
 
-QUICK = Plan(1, 3, 2, 2, 2, (64, 256), 2, 100, 2, 1, 170, (), 1)
-FULL = Plan(2, 5, 3, 4, 3, (16, 64, 256), 4, 250, 4, 2, 480, (authcost.REDIS,), 2, 4, 2.0, 2, 3.0, 2.0)
+QUICK = Plan(
+    warmup=1,
+    latency_rounds=3,
+    latency_s=1,
+    throughput_s=2,
+    throughput_reps=1,
+    delay_conns=(1, 16, 64, 256),
+    delay_s=1,
+    stream_rounds=20,
+    xf_s=2,
+    xf_reps=1,
+    budget_s=175,
+    c1_variants=(),
+    reps_64=1,
+    fo_rounds=1,
+    deployments=False,
+)
+FULL = Plan(
+    warmup=2,
+    latency_rounds=3,
+    latency_s=2,
+    throughput_s=3,
+    throughput_reps=2,
+    delay_conns=(1, 16, 64, 256),
+    delay_s=2,
+    stream_rounds=60,
+    xf_s=3,
+    xf_reps=2,
+    budget_s=430,
+    c1_variants=(authcost.REDIS,),
+    reps_64=1,
+    fo_rounds=3,
+    fo_s=2.0,
+    extra_reps=1,
+    extra_s=2.0,
+    extra_warmup=1.0,
+    frontier_levels=(1, 4, 16, 64, 128),
+    frontier_s=2.0,
+    held_chunks=4,
+    cold_starts=3,
+    peer_budget_s=160,
+)
+SMOKE = Plan(
+    warmup=1,
+    latency_rounds=1,
+    latency_s=1,
+    throughput_s=1,
+    throughput_reps=1,
+    delay_conns=(1, 16),
+    delay_s=1,
+    stream_rounds=5,
+    xf_s=1,
+    xf_reps=1,
+    budget_s=240,
+    c1_variants=(),
+    reps_64=1,
+    fo_rounds=1,
+    deployments=False,
+    frontier_levels=(1, 4, 16),
+    held_streams=200,
+    held_chunks=2,
+    gateway_quiet_s=0.3,
+)
+"""A structure check, not a measurement: every phase once, as short as it can be (tests/bench)."""
 
 
 @dataclass
@@ -114,6 +203,8 @@ class Rig:
     gateway_data: Path | None = None
     deadline: float = float("inf")
     """Monotonic time by which the optional phases must be done."""
+    gateway_quiet_s: float = 1.2
+    """``Plan.gateway_quiet_s``: how long a gateway must be idle before a CPU-counted run is over."""
     key: str = ""
     """The admin key (creates the keys the load uses)."""
     keys: dict[str, str] = field(default_factory=dict)
@@ -131,6 +222,18 @@ class Rig:
     """Failover case: (case, connections) → wrk script."""
     dep_scripts: dict[tuple[str, str], Path] = field(default_factory=dict)
     """Deployment count: (gateway, request) → wrk script."""
+    peers: dict[str, peers.Peer] = field(default_factory=dict)
+    """The peers that started and answered (name → peer), in the order they are reported."""
+    paced_targets: dict[str, procs.Child] = field(default_factory=dict)
+    """Servers in front of the paced fake (memory phase): the pass-through's own process, the gateway."""
+    stream_scripts: dict[str, Path] = field(default_factory=dict)
+    """Same-format streaming wrk scripts of the pass-through and the peers (their CPU per streamed request)."""
+    workers: dict[str, int] = field(default_factory=dict)
+    """Worker processes of each target that has more than one."""
+    config: Path | None = None
+    """The gateways' routing file."""
+    w2_status: str = "not started"
+    """The 2-worker gateway (throughput frontier): "ok" or why it was skipped."""
 
 
 def chat_body(model: str, stream: bool = False) -> bytes:
@@ -147,20 +250,36 @@ def url_of(child: procs.Child, path: str = "/v1/chat/completions") -> str:
 # ---------------------------------------------------------------- starting things
 
 
-def start_fakes_and_passthroughs(rig: Rig, slow: procs.Child) -> None:
-    for name, upstream in (("passthrough", rig.fake), ("passthrough-20ms", slow)):
+def passthrough_argv(upstream: procs.Child, port: int) -> list[str]:
+    return [PY, str(BENCH / "passthrough.py"), "--upstream", url_of(upstream, ""), "--port", str(port)]
+
+
+def start_passthroughs(rig: Rig, slow: procs.Child, paced: procs.Child) -> None:
+    """One pass-through per fake (its own process each), so every phase finds the floor in front of its fake."""
+    for name, upstream, where in (
+        ("passthrough", rig.fake, rig.targets),
+        ("passthrough-20ms", slow, rig.slow_targets),
+        ("passthrough-paced", paced, rig.paced_targets),
+    ):
         port = procs.free_port()
-        argv = [PY, str(BENCH / "passthrough.py"), "--upstream", url_of(upstream, ""), "--port", str(port)]
-        child = rig.sup.start(name, argv, port, SERVER_CPU)
+        child = rig.sup.start(name, passthrough_argv(upstream, port), port, SERVER_CPU)
         if reason := procs.wait_healthy(child, url_of(child, "/health"), 10):
             raise RuntimeError(f"{reason}\n{child.log_tail()}")
-        (rig.targets if name == "passthrough" else rig.slow_targets)["passthrough"] = child
+        where["passthrough"] = child
 
 
-def start_fake(sup: procs.Supervisor, name: str, delay_ms: float, fail_status: int = 0) -> procs.Child:
+def start_fake(
+    sup: procs.Supervisor,
+    name: str,
+    delay_ms: float,
+    fail_status: int = 0,
+    *,
+    chunks: int = FAKE_CHUNKS,
+    chunk_delay_ms: float = FAKE_CHUNK_DELAY_MS,
+) -> procs.Child:
     port = procs.free_port()
     argv = [PY, str(BENCH / "fake_upstream.py"), "--port", str(port), "--delay-ms", f"{delay_ms:g}"]
-    argv += ["--chunk-delay-ms", str(FAKE_CHUNK_DELAY_MS), "--chunks", str(FAKE_CHUNKS)]
+    argv += ["--chunk-delay-ms", f"{chunk_delay_ms:g}", "--chunks", str(chunks)]
     argv += ["--fail-status", str(fail_status)] if fail_status else []
     child = sup.start(name, argv, port, HARNESS_CPU)
     if reason := procs.wait_healthy(child, url_of(child, "/health"), 10):
@@ -168,9 +287,9 @@ def start_fake(sup: procs.Supervisor, name: str, delay_ms: float, fail_status: i
     return child
 
 
-def gateway_config(path: Path, fake: procs.Child, slow: procs.Child) -> Path:
+def gateway_config(path: Path, fake: procs.Child, slow: procs.Child, paced: procs.Child) -> Path:
     lines = ["providers:"]
-    for name, child in (("fake", fake), ("slow", slow)):
+    for name, child in (("fake", fake), ("slow", slow), ("paced", paced)):
         lines += [
             f"  - name: {name}",
             "    format: openai",
@@ -183,25 +302,37 @@ def gateway_config(path: Path, fake: procs.Child, slow: procs.Child) -> Path:
     return path
 
 
-def launch_gateway(rig: Rig, name: str, config: Path, workdir: Path, env: dict[str, str]) -> procs.Child:
-    """Start one ``polyroute serve`` (one worker, its own data dir); keys required and no Redis unless ``env`` says."""
+GATEWAY_EXE = REPO / ".venv" / "bin" / "polyroute"
+W2_CPUS = f"{HARNESS_CPU},{SERVER_CPU}"
+"""Two workers cannot share one pinned CPU: the 2-worker gateway runs on both."""
+
+
+def gateway_env(rig: Rig, data_dir: Path, env: dict[str, str]) -> dict[str, str]:
+    """One worker, its own data dir, keys required and no Redis unless ``env`` says."""
+    base = {"POLYROUTE_ADMIN_KEY": rig.key, "POLYROUTE_DATA_DIR": str(data_dir), "POLYROUTE_WORKERS": "1"}
+    return base | {"POLYROUTE_REQUIRE_API_KEY": "true", "POLYROUTE_REDIS_URL": ""} | env
+
+
+def gateway_argv(config: Path, port: int) -> list[str]:
+    return [str(GATEWAY_EXE), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
+
+
+def launch_gateway(
+    rig: Rig, name: str, config: Path, workdir: Path, env: dict[str, str], cpu: int | str = SERVER_CPU
+) -> procs.Child:
+    """Start one ``polyroute serve`` with its own data dir (see ``gateway_env``)."""
     data_dir = workdir / f"{name}-data"
     data_dir.mkdir()
-    base = {"POLYROUTE_ADMIN_KEY": rig.key, "POLYROUTE_DATA_DIR": str(data_dir), "POLYROUTE_WORKERS": "1"}
-    base |= {"POLYROUTE_REQUIRE_API_KEY": "true", "POLYROUTE_REDIS_URL": ""}
     port = procs.free_port()
-    exe = REPO / ".venv" / "bin" / "polyroute"
-    argv = [str(exe), "serve", "--config", str(config), "--host", "127.0.0.1", "--port", str(port)]
-    return rig.sup.start(name, argv, port, SERVER_CPU, base | env)
+    return rig.sup.start(name, gateway_argv(config, port), port, cpu, gateway_env(rig, data_dir, env))
 
 
-def start_gateway(rig: Rig, slow: procs.Child, workdir: Path, redis_url: str) -> None:
-    """The main gateway, and next to it the no-auth and Redis-limiter gateways (started at the same time)."""
-    exe = REPO / ".venv" / "bin" / "polyroute"
-    if not exe.exists():
-        rig.gateway_status = f"skipped: {exe.relative_to(REPO)} not installed"
+def start_gateway(rig: Rig, slow: procs.Child, paced: procs.Child, workdir: Path, redis_url: str) -> None:
+    """The main gateway, and next to it the no-auth, Redis-limiter and 2-worker gateways (started together)."""
+    if not GATEWAY_EXE.exists():
+        rig.gateway_status = f"skipped: {GATEWAY_EXE.relative_to(REPO)} not installed"
         return
-    config = gateway_config(workdir / "gateway.yaml", rig.fake, slow)
+    config = rig.config = gateway_config(workdir / "gateway.yaml", rig.fake, slow, paced)
     child = launch_gateway(rig, "gateway", config, workdir, {})
     rig.gateway_data = workdir / "gateway-data"
     others = {
@@ -214,6 +345,10 @@ def start_gateway(rig: Rig, slow: procs.Child, workdir: Path, redis_url: str) ->
         others[authcost.REDIS] = launch_gateway(
             rig, authcost.REDIS, config, workdir, {"POLYROUTE_REDIS_URL": redis_url}
         )
+        w2_env = {"POLYROUTE_REDIS_URL": redis_url, "POLYROUTE_WORKERS": "2"}
+        others[frontier.W2] = launch_gateway(rig, frontier.W2, config, workdir, w2_env, W2_CPUS)
+    else:
+        rig.w2_status = f"{rig.variants[authcost.REDIS]} (2 workers need the shared Redis limiter)"
     started = time.monotonic()
     if reason := procs.wait_healthy(child, url_of(child, "/health"), 15):
         rig.gateway_status = f"skipped: {reason}; log tail: {child.log_tail(5)!r}"
@@ -226,13 +361,52 @@ def start_gateway(rig: Rig, slow: procs.Child, workdir: Path, redis_url: str) ->
         for each in (child, *others.values()):
             rig.sup.stop(each)
         rig.variants = dict.fromkeys(authcost.VARIANTS, rig.gateway_status)
+        rig.w2_status = rig.gateway_status
         return
     rig.targets["gateway"] = rig.targets[authcost.AUTH_ONLY] = rig.slow_targets["gateway"] = child
+    rig.paced_targets["gateway"] = child
     rig.variants[authcost.FULL] = rig.variants[authcost.AUTH_ONLY] = "ok"
     reason = crossformat.smoke(url_of(child, crossformat.PATH), messages_body(), rig.keys[authcost.FULL])
     rig.xf_status = f"skipped: {reason}" if reason else "ok"
     for name, other in others.items():
-        rig.variants[name] = start_variant(rig, name, other)
+        status = start_variant(rig, name, other)
+        if name == frontier.W2:
+            rig.w2_status = status
+        else:
+            rig.variants[name] = status
+
+
+def start_peers(
+    rig: Rig, names: list[str], workdir: Path, fakes: dict[str, procs.Child], installed: dict[str, str | None]
+) -> dict[str, str]:
+    """Start each peer in turn (alone, so its cold start is its own) and check it; name → "ok" or why not."""
+    status: dict[str, str] = {}
+    ports = {route: child.port for route, child in fakes.items()}
+    for name in names:
+        if reason := installed.get(name, "install not attempted"):
+            status[name] = f"skipped: not installed: {reason}"
+            print(f"peer {name}: {status[name]}", flush=True)
+            continue
+        peer, _ = peers.start(name, rig.sup, workdir, ports, SERVER_CPU)
+        assert peer is not None
+        if reason := peers.check(peer, chat_body, EXPECTED_EVENTS["openai"]):
+            rig.sup.stop(peer.child)
+            status[name] = f"skipped: {reason}"
+        else:
+            status[name] = "ok"
+            rig.peers[name] = peer
+            rig.targets[name] = peer.child
+            rig.slow_targets[name] = peer.child_for(peers.SLOW)
+        print(
+            f"peer {name}: {status[name]}"
+            + (
+                f" ({peer.version}; first answer {peer.cold_start_s} s; stream {peer.stream})"
+                if name in rig.peers
+                else ""
+            ),
+            flush=True,
+        )
+    return status
 
 
 def make_keys(rig: Rig, child: procs.Child) -> str | None:
@@ -248,7 +422,7 @@ def make_keys(rig: Rig, child: procs.Child) -> str | None:
 
 def start_variant(rig: Rig, name: str, child: procs.Child) -> str:
     """Wait for the no-auth or Redis gateway, give it its key and check it; "ok" or why it is skipped."""
-    reason = procs.wait_healthy(child, url_of(child, "/health"), 15)
+    reason = procs.wait_healthy(child, url_of(child, "/health"), 30 if name == frontier.W2 else 15)
     if reason:
         reason += f"; log tail: {child.log_tail(5)!r}"
     elif name == authcost.NO_AUTH:
@@ -263,10 +437,12 @@ def start_variant(rig: Rig, name: str, child: procs.Child) -> str:
         rig.sup.stop(child)
         return f"skipped: {reason}"
     rig.targets[name] = child
+    if name == frontier.W2:
+        rig.workers[name] = 2
     return "ok"
 
 
-def start_extras(rig: Rig, workdir: Path, results: dict[str, Any]) -> None:
+def start_extras(rig: Rig, workdir: Path, results: dict[str, Any], with_deployments: bool = True) -> None:
     """The failing fake and the failover and deployment-count gateways (no auth), launched together and checked."""
     if "gateway" not in rig.targets:
         results["failover"] = {"status": results["gateway"]["status"]}
@@ -276,7 +452,7 @@ def start_extras(rig: Rig, workdir: Path, results: dict[str, Any]) -> None:
     configs = {
         failover.GATEWAY: failover.routing_file(workdir / "failover.yaml", failing.port, rig.fake.port, authcost.PRICE)
     }
-    for name, count in deployments.COUNTS.items():
+    for name, count in deployments.COUNTS.items() if with_deployments else ():
         configs[name] = deployments.routing_file(workdir / f"{name}.yaml", count, rig.fake.port, authcost.PRICE)
     no_auth = {"POLYROUTE_REQUIRE_API_KEY": "false"}
     started = time.monotonic()
@@ -296,6 +472,23 @@ def start_extras(rig: Rig, workdir: Path, results: dict[str, Any]) -> None:
     results["failover"] = {"status": status, "healthy_after_s": round(healthy_after, 2), "breaker": breaker}
     if status == "ok":
         rig.extra |= {failover.GATEWAY: gw, failover.FAILING: failing}
+    if with_deployments:
+        start_deployments(rig, results, children, waits)
+    else:
+        results["deployments"] = {"status": "not run in this mode (full run only)"}
+    for each in [*children.values(), failing]:
+        if each not in rig.extra.values():
+            rig.sup.stop(each)
+    write_extra_scripts(rig, workdir)
+
+
+def start_deployments(
+    rig: Rig,
+    results: dict[str, Any],
+    children: dict[str, procs.Child],
+    waits: dict[str, tuple[str | None, float]],
+) -> None:
+    """Check the 1- and 200-provider gateways; keep them for their phase when both answer."""
     reasons = [f"{n}: {waits[n][0]}" for n in deployments.GATEWAYS if waits[n][0]] or [
         f"{n}: {why}"
         for n in deployments.GATEWAYS
@@ -312,10 +505,6 @@ def start_extras(rig: Rig, workdir: Path, results: dict[str, Any]) -> None:
     }
     if not reasons:
         rig.extra |= {n: children[n] for n in deployments.GATEWAYS}
-    for each in [*children.values(), failing]:
-        if each not in rig.extra.values():
-            rig.sup.stop(each)
-    write_extra_scripts(rig, workdir)
 
 
 def model_lists(fake: procs.Child) -> int | None:
@@ -385,15 +574,28 @@ def headers_for(key: str) -> dict[str, str]:
     return {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
 
 
+def route_of(rig: Rig, name: str, route: str = peers.FAST) -> tuple[str, dict[str, str]]:
+    """The model a target's requests ask for and the headers they carry, for the fake behind ``route``."""
+    if name in rig.peers:
+        r = rig.peers[name].routes[route]
+        return r.model, r.headers
+    headers = headers_for(rig.keys.get(name, "sk-bench"))
+    if name in ("direct", "passthrough"):
+        return "bench-model", headers
+    return {peers.FAST: "fake", peers.SLOW: "slow", peers.PACED: "paced"}[route] + "/bench-model", headers
+
+
 def write_scripts(rig: Rig, workdir: Path) -> None:
     for name in rig.targets | {"direct": rig.fake}:
-        model = "bench-model" if name in ("direct", "passthrough") else "fake/bench-model"
-        headers = headers_for(rig.keys.get(name, "sk-bench"))
+        model, headers = route_of(rig, name)
         rig.scripts[name] = loadgen.write_script(workdir / f"{name}.lua", chat_body(model), headers)
-        if name in ("direct", "passthrough", "gateway"):
-            slow_model = "slow/bench-model" if name == "gateway" else "bench-model"
+        if name in ("direct", "passthrough", "gateway", *rig.peers):
+            slow_model, slow_headers = route_of(rig, name, peers.SLOW)
             path = workdir / f"{name}-20ms.lua"
-            rig.slow_scripts[name] = loadgen.write_script(path, chat_body(slow_model), headers)
+            rig.slow_scripts[name] = loadgen.write_script(path, chat_body(slow_model), slow_headers)
+        if name == "passthrough" or (name in rig.peers and rig.peers[name].stream == "ok"):
+            path = workdir / f"{name}-stream.lua"
+            rig.stream_scripts[name] = loadgen.write_script(path, chat_body(model, stream=True), headers)
     if rig.xf_status == "ok":
         gateway, key = rig.targets["gateway"], rig.keys[authcost.FULL]
         same = loadgen.write_script(
@@ -412,7 +614,8 @@ def write_scripts(rig: Rig, workdir: Path) -> None:
 
 
 def order(rig: Rig) -> list[str]:
-    return ["direct", *[n for n in ("passthrough", "gateway") if n in rig.targets]]
+    """Direct, pass-through, gateway and the peers: the targets every comparison runs, in report order."""
+    return ["direct", *[n for n in ("passthrough", "gateway") if n in rig.targets], *rig.peers]
 
 
 def auth_order(rig: Rig, rep: int) -> list[str]:
@@ -421,17 +624,22 @@ def auth_order(rig: Rig, rep: int) -> list[str]:
     return names if rep % 2 == 0 else names[::-1]
 
 
-def hit(rig: Rig, name: str, conns: int, seconds: float, slow: procs.Child | None = None) -> dict[str, Any]:
-    """One wrk run against a target; CPU of the target and the fake (and Redis, for the Redis set-up) are watched."""
+def hit(
+    rig: Rig, name: str, conns: int, seconds: float, slow: procs.Child | None = None, quiet_s: float | None = None
+) -> dict[str, Any]:
+    """One wrk run against a target; CPU of the target and the fake (and Redis, for the Redis set-up) are watched.
+
+    ``quiet_s``: a shorter idle wait for runs whose CPU is not reported (warm-up, 20 ms sweep).
+    """
     fake = slow or rig.fake
     targets = rig.slow_targets if slow else rig.targets
     child = fake if name == "direct" else targets[name]
     scripts = rig.slow_scripts if slow else rig.scripts
     if name != authcost.REDIS or rig.redis is None:
-        return wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds)
+        return wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds, quiet_s=quiet_s)
     also = {"redis": rig.redis.pid} if rig.redis.pid else {}
     before = rig.redis.scripts()
-    out = wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds, also=also)
+    out = wrk_once(rig, name, child, fake, url_of(child), scripts[name], conns, seconds, also=also, quiet_s=quiet_s)
     after = rig.redis.scripts()
     if after is not None and before is not None:
         out["redis_scripts"] = [after[0] - before[0], after[1] - before[1], out["requests"]]
@@ -449,14 +657,16 @@ def wrk_once(
     seconds: float,
     *,
     also: dict[str, int] | None = None,
+    quiet_s: float | None = None,
 ) -> dict[str, Any]:
     """One wrk run of ``script`` at ``url``; CPU of ``child`` (reported as ``name``), the fake and ``also`` watched.
 
     ``also``: more processes (name → pid) whose CPU is counted and is not foreign load (Redis).
     """
     watch = {"fake": fake.pid} | ({name: child.pid} if name != "direct" else {}) | (also or {})
-    servers = sorted({c.pid for c in (*rig.targets.values(), *rig.slow_targets.values())} | {child.pid})
-    quiet = GATEWAY_QUIET_S if name.startswith("gateway") else 0.2
+    mine = (c for n, c in (*rig.targets.items(), *rig.slow_targets.items()) if n not in rig.peers)
+    servers = sorted({c.pid for c in mine} | {child.pid})  # an idle peer's timers are not this run's work
+    quiet = quiet_s if quiet_s is not None else rig.gateway_quiet_s if name.startswith("gateway") else 0.2
     settle = functools.partial(procs.wait_quiet, servers, quiet, 6.0)
     everyone = [c.pid for c in rig.sup.children] + list((also or {}).values())
     before = procs.MachineSample.take(everyone)
@@ -487,7 +697,7 @@ def measure_throughput(rig: Rig, plan: Plan) -> tuple[dict[str, Any], list[dict[
     runs: list[dict[str, Any]] = []
     for rep in range(plan.throughput_reps):
         for conns in (16, 64) if rep < plan.reps_64 else (16,):
-            names = order(rig)[:2] + auth_order(rig, rep) if conns == 16 else order(rig)
+            names = order(rig)[:2] + auth_order(rig, rep) + list(rig.peers) if conns == 16 else order(rig)
             this = {name: hit(rig, name, conns, plan.throughput_s) for name in names}
             runs += [{"rep": rep, "conns": conns, "target": n, **r} for n, r in this.items()]
             print(f"  {conns} conns: " + ", ".join(f"{n} {r['rps']:.0f} req/s" for n, r in this.items()), flush=True)
@@ -499,7 +709,8 @@ def measure_throughput(rig: Rig, plan: Plan) -> tuple[dict[str, Any], list[dict[
 def measure_delay(rig: Rig, plan: Plan, slow: procs.Child) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for conns in plan.delay_conns:
-        out[str(conns)] = {name: hit(rig, name, conns, plan.delay_s, slow) for name in order(rig)}
+        names = order(rig) if plan is FULL else order(rig)[1:]
+        out[str(conns)] = {name: hit(rig, name, conns, plan.delay_s, slow, quiet_s=0.3) for name in names}
         print(
             f"  20 ms upstream, {conns} conns: " + ", ".join(f"{n} {r['rps']:.0f}" for n, r in out[str(conns)].items())
         )
@@ -507,12 +718,13 @@ def measure_delay(rig: Rig, plan: Plan, slow: procs.Child) -> dict[str, Any]:
 
 
 def measure_stream(rig: Rig, plan: Plan) -> dict[str, Any]:
-    models = {"direct": "bench-model", "passthrough": "bench-model", "gateway": "fake/bench-model"}
     targets = []
     for name in order(rig):
+        if name in rig.peers and rig.peers[name].stream != "ok":
+            continue
         child = rig.fake if name == "direct" else rig.targets[name]
-        key = rig.keys.get(name, "sk-bench")
-        targets.append(loadgen.Target(name, url_of(child), chat_body(models[name], stream=True), headers_for(key)))
+        model, headers = route_of(rig, name)
+        targets.append(loadgen.Target(name, url_of(child), chat_body(model, stream=True), headers))
     if rig.xf_status == "ok":
         url = url_of(rig.targets["gateway"], crossformat.PATH)
         targets.append(crossformat.stream_target(url, messages_body(), rig.keys[authcost.FULL]))
@@ -570,8 +782,8 @@ def measure_extras(rig: Rig, plan: Plan, results: dict[str, Any]) -> None:
     warm_up = "warm-up of the failover and deployment gateways"
     if rig.extra and time_left(rig, len(rig.extra) * plan.extra_warmup + 3, warm_up, results):
         warm_extras(rig, plan)
-    gateway_run = plan.extra_s + GATEWAY_QUIET_S + 0.6
-    rounds = plan.fo_rounds * (2 * (plan.fo_s + GATEWAY_QUIET_S + 0.6) + plan.fo_s + 0.5)
+    gateway_run = plan.extra_s + plan.gateway_quiet_s + 0.6
+    rounds = plan.fo_rounds * (2 * (plan.fo_s + plan.gateway_quiet_s + 0.6) + plan.fo_s + 0.5)
     if failover.GATEWAY in rig.extra and time_left(
         rig, rounds + 2 * plan.extra_reps * gateway_run, "failover hop", results
     ):
@@ -610,10 +822,17 @@ def rig_info(pinned: bool) -> dict[str, Any]:
     }
 
 
+def mark(results: dict[str, Any], phase: str) -> None:
+    """Note when ``phase`` started (seconds since the run began), for the time budget's bookkeeping."""
+    started = results.setdefault("phase_started_s", {"_t0": time.monotonic()})
+    started[phase] = round(time.monotonic() - started["_t0"], 1)
+
+
 def time_left(rig: Rig, needed: float, phase: str, results: dict[str, Any]) -> bool:
     """Whether ``phase`` fits in the time budget; if not, it is skipped and a note says so."""
     if time.monotonic() + needed < rig.deadline:
         print(phase, flush=True)
+        mark(results, phase)
         return True
     results.setdefault("skipped_phases", []).append(f"{phase}: skipped to stay within the time budget")
     print(f"{phase}: skipped (time budget)", flush=True)
@@ -621,38 +840,178 @@ def time_left(rig: Rig, needed: float, phase: str, results: dict[str, Any]) -> b
 
 
 def run_phases(rig: Rig, plan: Plan, slow: procs.Child, results: dict[str, Any]) -> None:
+    """Every measuring phase in order; the later ones only when they fit in the time budget."""
     rss_start = rss_all(rig)
     print("warm-up", flush=True)
-    for name in order(rig) + [n for n in (authcost.NO_AUTH, authcost.REDIS) if n in rig.targets]:
-        hit(rig, name, 16, plan.warmup)
+    mark(results, "warm-up")
+    extra = (authcost.NO_AUTH, authcost.REDIS, frontier.W2)
+    warm = order(rig) + [n for n in extra if n in rig.targets]
+    for i, name in enumerate(warm):
+        hit(rig, name, 16, plan.warmup, quiet_s=None if i == len(warm) - 1 else 0.3)
     print("latency at 1 connection (interleaved rounds)", flush=True)
+    mark(results, "latency")
     results["latency_c1"] = measure_latency(rig, plan)
     print("throughput", flush=True)
+    mark(results, "throughput")
     results["throughput"], results["throughput_runs"] = measure_throughput(rig, plan)
     measure_extras(rig, plan, results)
     results["delay20"], results["stream"], n = {}, {}, len(order(rig))
+    if time_left(rig, len(plan.delay_conns) * n * (plan.delay_s + 1.5), "20 ms upstream sweep", results):
+        results["delay20"] = measure_delay(rig, plan, slow)
+    results["frontier"] = measure_frontier(rig, plan, results)
     xf = rig.xf_status == "ok"
     if time_left(rig, plan.stream_rounds * (n + xf) * STREAM_S + 3, "streaming check", results):
         results["stream"] = measure_stream(rig, plan)
-    if time_left(rig, len(plan.delay_conns) * n * (plan.delay_s + 2.5), "20 ms upstream sweep", results):
-        results["delay20"] = measure_delay(rig, plan, slow)
-    needed = plan.xf_reps * 2 * (plan.xf_s + 2.5)
-    if xf and time_left(rig, needed, "cross-format streaming CPU (Anthropic → OpenAI)", results):
-        results["crossformat"] |= measure_crossformat(rig, plan)
+    needed = plan.xf_reps * (2 + len(rig.stream_scripts)) * (plan.xf_s + 2.0)
+    if time_left(rig, needed, "streaming CPU (same-format, Anthropic → OpenAI)", results):
+        if xf:
+            results["crossformat"] |= measure_crossformat(rig, plan)
+        results["stream_cpu"] = measure_stream_cpu(rig, plan)
     after = rss_all(rig)
     results["rss_kib"] = {name: {"start": rss_start[name], "after": after[name]} for name in rss_start}
     if rig.gateway_data is not None and "gateway" in rig.targets:
         files = {p.name: p.stat().st_size for p in rig.gateway_data.iterdir() if p.is_file()}
         results["gateway"]["data_dir_files"] = files
+    results["cold_start"] = measure_cold_start(rig, plan, results)
+    results["memory"] = measure_memory(rig, plan, results)
+    mark(results, "end")
+    results["phase_started_s"].pop("_t0", None)
+
+
+def measure_frontier(rig: Rig, plan: Plan, results: dict[str, Any]) -> dict[str, Any]:
+    """Best req/s with p99 < 10 ms and unbounded, per worker; 1 against 2 workers (``bench/frontier.py``)."""
+    targets = order(rig) + [n for n in (frontier.W1, frontier.W2) if n in rig.targets]
+    reused = frontier.reused_points(results)
+    missing = sum(1 for t in targets for c in plan.frontier_levels if c not in reused.get(t, {}))
+    out: dict[str, Any] = {"status": "ok", "w2_status": rig.w2_status, "levels": plan.frontier_levels}
+    if not time_left(rig, missing * (plan.frontier_s + 1.0), "throughput frontier", results):
+        return out | {"status": "skipped (time budget)"}
+
+    def run_one(target: str, conns: int, seconds: float) -> dict[str, Any]:
+        child = rig.fake if target == "direct" else rig.targets[target]
+        return wrk_once(rig, target, child, rig.fake, url_of(child), rig.scripts[target], conns, seconds, quiet_s=0.3)
+
+    measured = frontier.measure(run_one, targets, plan.frontier_levels, plan.frontier_s, results)
+    workers = {t: rig.workers.get(t, 1) for t in targets} | {"direct": 1}
+    return out | measured | {"summary": frontier.summarize(measured["points"], workers)}
+
+
+def measure_stream_cpu(rig: Rig, plan: Plan) -> dict[str, Any]:
+    """CPU per same-format streamed request of the pass-through and the peers (the gateway's is in crossformat)."""
+    runs: list[dict[str, Any]] = []
+    for rep in range(plan.xf_reps):
+        names = list(rig.stream_scripts) if rep % 2 == 0 else list(reversed(rig.stream_scripts))
+        for name in names:
+            child = rig.targets[name]
+            res = wrk_once(rig, name, child, rig.fake, url_of(child), rig.stream_scripts[name], 16, plan.xf_s)
+            runs.append({"rep": rep, "target": name, **res})
+            print(f"  streaming, 16 conns: {name} {res['rps']:.0f} req/s, {res['cpu_ms_per_req'] or 0:.3f} CPU-ms/req")
+    return {"summary": report.summarize_runs(runs, list(rig.stream_scripts)), "runs": runs}
+
+
+def measure_memory(rig: Rig, plan: Plan, results: dict[str, Any]) -> dict[str, Any]:
+    """RSS with ``plan.held_streams`` streams held at once on the pass-through and the gateway (``heldstreams``)."""
+    names = [n for n in ("passthrough", "gateway") if n in rig.paced_targets]
+    hold_s = plan.held_chunks + 3
+    out: dict[str, Any] = {"streams": plan.held_streams, "chunk_gap_ms": PACED_CHUNK_DELAY_MS, "stream_s": hold_s}
+    rounds = {name: plan.memory_rounds if name == "gateway" else 1 for name in names}
+    phase = f"memory with {plan.held_streams} held streams"
+    if not time_left(rig, sum(rounds.values()) * (hold_s + 3), phase, results):
+        return out | {"status": "skipped (time budget)"}
+    for name in names:
+        child = rig.paced_targets[name]
+        model, headers = route_of(rig, name, peers.PACED)
+        settle = functools.partial(procs.wait_quiet, [child.pid], rig.gateway_quiet_s, 8.0)
+        runs = [
+            heldstreams.measure(
+                child.pid,
+                url_of(child),
+                chat_body(model, stream=True),
+                headers,
+                count=plan.held_streams,
+                expected_events=plan.held_chunks + 4,
+                open_timeout_s=hold_s - 1.5,
+                settle=settle,
+            )
+            for _ in range(rounds[name])
+        ]
+        res = runs[0] | {"rounds": runs[1:]}
+        res["rss_kib"]["start"] = results.get("rss_kib", {}).get(name, {}).get("start")
+        if len(runs) > 1:
+            res["growth_kib"] = runs[-1]["rss_kib"]["after"] - runs[0]["rss_kib"]["after"]
+            res["growth_share"] = heldstreams.share(res["growth_kib"], runs[0]["rss_kib"])
+        out[name] = res
+        rss = res["rss_kib"]
+        print(
+            f"  {name}: {res['held_together']} of {plan.held_streams} held together after {res['opened_s']} s; RSS "
+            f"warm {rss['warm'] / 1024:.1f}, held {rss['held'] / 1024:.1f}, after {rss['after'] / 1024:.1f} MiB; "
+            f"{res['kib_per_stream']} KiB/stream; {res['complete']} complete"
+            + (f"; round 2 grew RSS by {res['growth_kib'] / 1024:+.1f} MiB" if "growth_kib" in res else ""),
+            flush=True,
+        )
+    return out | {"status": "ok"}
+
+
+def measure_cold_start(rig: Rig, plan: Plan, results: dict[str, Any]) -> dict[str, Any]:
+    """Fresh starts of the gateway (data dir with a full key) and the pass-through, to the first 200."""
+    out: dict[str, Any] = {
+        name: {"status": "ok", "seconds": p.cold_start_s, "runs_s": [p.cold_start_s]} for name, p in rig.peers.items()
+    }
+    if not time_left(rig, plan.cold_starts * 6 + 4, "cold start", results):
+        return out | {"status": "skipped (time budget)"}
+
+    def url_for(port: int) -> str:
+        return f"http://127.0.0.1:{port}/v1/chat/completions"
+
+    def start_pt(port: int) -> procs.Child:
+        return rig.sup.start("passthrough-cold", passthrough_argv(rig.fake, port), port, SERVER_CPU)
+
+    out["passthrough"] = coldstart.measure(
+        start_pt, rig.sup.stop, url_for, chat_body("bench-model"), headers_for("sk-bench"), plan.cold_starts
+    )
+    if "gateway" in rig.targets and rig.config is not None:
+        data_dir = rig.sup.workdir / "gateway-cold-data"
+        env = gateway_env(rig, data_dir, {})
+        try:
+            key = coldstart.prepare_gateway(GATEWAY_EXE, data_dir, env)
+        except RuntimeError as exc:
+            out["gateway"] = {"status": f"failed: {exc}", "seconds": None}
+            return out | {"status": "ok"}
+        config = rig.config
+
+        def start_gw(port: int) -> procs.Child:
+            return rig.sup.start("gateway-cold", gateway_argv(config, port), port, SERVER_CPU, env)
+
+        out["gateway"] = coldstart.measure(
+            start_gw, rig.sup.stop, url_for, chat_body("fake/bench-model"), headers_for(key), plan.cold_starts
+        )
+    for name in ("passthrough", "gateway"):
+        if name in out:
+            print(f"  {name}: first answer {out[name]['seconds']} s after start ({out[name]['status']})", flush=True)
+    return out | {"status": "ok"}
+
+
+def pick_plan(args: argparse.Namespace) -> tuple[Plan, str]:
+    if args.smoke:
+        return SMOKE, "smoke"
+    return (QUICK, "quick") if args.quick else (FULL, "full")
+
+
+def peers_wanted(args: argparse.Namespace) -> list[str]:
+    """Peers run in the full run unless ``--no-peers``, in --quick and --smoke only with ``--peers``."""
+    on = args.peers if args.peers is not None else not (args.quick or args.smoke)
+    return list(peers.PEERS) if on and not args.no_gateway else []
 
 
 def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pinned: bool) -> dict[str, Any]:
     started = time.monotonic()
-    plan = QUICK if args.quick else FULL
+    plan, mode = pick_plan(args)
+    wanted = peers_wanted(args)
     results: dict[str, Any] = {
+        "phase_started_s": {"_t0": started},
         "date": datetime.date.today().isoformat(),
         "host": socket.gethostname(),
-        "mode": "quick" if args.quick else "full",
+        "mode": mode + (" + peers" if wanted and mode != "full" else ""),
         "plan": plan.__dict__,
         "rig": rig_info(pinned),
     }
@@ -661,20 +1020,28 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
     idle_load = procs.MachineSample.take([]).foreign_since(before)
     results["rig"]["foreign_load_at_start"] = idle_load
     print(f"other processes are using {idle_load['foreign_cpu_share']:.0%} of a core before the run", flush=True)
+    mark(results, "start-up")
     fake = start_fake(sup, "fake", 0)
     slow = start_fake(sup, "fake-20ms", 20)
-    rig = Rig(sup, fake, key="pr-bench-" + secrets.token_hex(16), deadline=started + plan.budget_s - 8)
-    start_fakes_and_passthroughs(rig, slow)
+    paced = start_fake(sup, "fake-paced", 0, chunks=plan.held_chunks, chunk_delay_ms=PACED_CHUNK_DELAY_MS)
+    budget = plan.budget_s + (plan.peer_budget_s if wanted else 0)
+    rig = Rig(sup, fake, key="pr-bench-" + secrets.token_hex(16), deadline=started + budget - 8)
+    rig.gateway_quiet_s = plan.gateway_quiet_s
+    peer_status = start_peers(rig, wanted, workdir, {peers.FAST: fake, peers.SLOW: slow}, args.peer_install)
+    results["peers"] = {"enabled": bool(wanted)} | peers.describe(rig.peers, peer_status)
+    start_passthroughs(rig, slow, paced)
     if args.no_gateway:
-        rig.gateway_status = "skipped: --no-gateway"
+        rig.gateway_status = rig.w2_status = "skipped: --no-gateway"
     else:
-        start_gateway(rig, slow, workdir, args.redis_url)
+        start_gateway(rig, slow, paced, workdir, args.redis_url)
     print(f"gateway: {rig.gateway_status}; " + ", ".join(f"{n}: {v}" for n, v in rig.variants.items()), flush=True)
+    print(f"2-worker gateway: {rig.w2_status}", flush=True)
     status = "ok" if "gateway" in rig.targets else rig.gateway_status
     results["gateway"] = {"status": status, "detail": rig.gateway_status, "key": rig.key_records.get(authcost.FULL)}
-    start_extras(rig, workdir, results)
+    start_extras(rig, workdir, results, plan.deployments)
     print(f"failover: {results['failover']['status']}; deployments: {results['deployments']['status']}", flush=True)
     upstream = {"content_chunks": FAKE_CHUNKS, "chunk_delay_ms": FAKE_CHUNK_DELAY_MS}
+    results["expected_events"] = EXPECTED_EVENTS
     results["crossformat"] = {"status": rig.xf_status if "gateway" in rig.targets else status, "upstream": upstream}
     results["auth"] = {"status": rig.variants.get(authcost.NO_AUTH, status) if status == "ok" else status}
     results["auth"] |= {"variants": rig.variants, "keys": rig.key_records}
@@ -684,6 +1051,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, sup: procs.Supervisor, pi
         finish_auth(rig, results["auth"], results)
     finally:
         forget_redis(rig, results["auth"])
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["checks"] = report.evaluate(results)
     results["notes"] = notes(results)
     return results
@@ -713,19 +1081,31 @@ def all_runs(results: dict[str, Any]) -> list[dict[str, Any]]:
     runs = [r for rnd in results["latency_c1"]["rounds"] for r in rnd.values()]
     runs += results["throughput_runs"] + results["crossformat"].get("runs", [])
     runs += results.get("failover", {}).get("runs", []) + results.get("deployments", {}).get("runs", [])
+    runs += results.get("frontier", {}).get("runs", []) + results.get("stream_cpu", {}).get("runs", [])
     return runs + [r for per in results["delay20"].values() for r in per.values()]
+
+
+def load_summary(results: dict[str, Any]) -> dict[str, float]:
+    """Foreign CPU (other processes, share of a core) over every wrk run: median, max; steal; before the run."""
+    runs = all_runs(results)
+    foreign = sorted(r["foreign_cpu_share"] for r in runs) or [0.0]
+    return {
+        "median": foreign[len(foreign) // 2],
+        "max": foreign[-1],
+        "steal_max": max((r["steal_share"] for r in runs), default=0.0),
+        "start": results["rig"]["foreign_load_at_start"]["foreign_cpu_share"],
+        "runs": len(runs),
+    }
 
 
 def notes(results: dict[str, Any]) -> list[str]:
     out = ["Absolute times on a shared VM drift ±25–35% between runs; compare ratios from one run."]
     out += results.get("skipped_phases", [])
-    runs = all_runs(results)
-    foreign = sorted(r["foreign_cpu_share"] for r in runs)
-    steal = max(r["steal_share"] for r in runs)
+    load = results["load_summary"] = load_summary(results)
     out.append(
-        f"Other processes on the machine used {foreign[len(foreign) // 2]:.0%} of a core in the median run "
-        f"(max {foreign[-1]:.0%}); hypervisor steal peaked at {steal:.0%}."
-        + (" Numbers are noisier than usual: rerun on a quiet machine." if foreign[len(foreign) // 2] > 0.1 else "")
+        f"Other processes on the machine used {load['median']:.0%} of a core in the median run "
+        f"(max {load['max']:.0%}); hypervisor steal peaked at {load['steal_max']:.0%}."
+        + (" Numbers are noisier than usual: rerun on a quiet machine." if load["median"] > 0.1 else "")
     )
     fake_share = max((r.get("fake_cpu_share") or 0) for r in results["throughput_runs"] if r["target"] != "direct")
     out.append(
@@ -749,8 +1129,23 @@ def _watchdog(_signum: int, _frame: object) -> None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="polyroute benchmark (see bench/README.md)")
-    parser.add_argument("--quick", action="store_true", help="short phases (≤ 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short phases (≤ 3 minutes; peers only with --peers)")
+    parser.add_argument(
+        "--smoke", action="store_true", help="every phase once, as short as possible: a structure check (tests/bench)"
+    )
+    parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="measure nginx, LiteLLM and Portkey side by side (default: on for the full run, off for --quick)",
+    )
     parser.add_argument("--out", type=Path, default=BENCH / "results", help="where to write JSON and latest.md")
+    parser.add_argument(
+        "--docs", type=Path, default=REPO / "docs" / "benchmarks", help="where to write latest.md and the PNG charts"
+    )
+    parser.add_argument(
+        "--render", type=Path, metavar="JSON", help="measure nothing: write the report and charts of a results file"
+    )
     parser.add_argument("--no-gateway", action="store_true", help="measure only direct and pass-through")
     parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
     parser.add_argument(
@@ -761,14 +1156,25 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.render is not None:
+        results = json.loads(args.render.read_text())
+        (args.out / "latest.md").write_text(report.markdown(results))
+        written = report.write_docs(results, args.docs, args.render)
+        print(f"wrote {args.out / 'latest.md'} and {', '.join(str(p) for p in written)}")
+        return 0
     if loadgen.require_wrk() is None:
         print("wrk is not installed. Install it with:  sudo apt-get update && sudo apt-get install -y wrk")
         return 2
+    args.peer_install = {}
+    for name in peers_wanted(args):  # installing is not part of the timed run
+        print(f"peer {name}: checking the install", flush=True)
+        args.peer_install[name] = peers.install(name)
     pinned = not args.no_pin and (os.cpu_count() or 1) >= 2 and procs.pin_self(HARNESS_CPU)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, _raise_exit)
     signal.signal(signal.SIGALRM, _watchdog)
-    signal.alarm((QUICK if args.quick else FULL).budget_s)
+    plan, _ = pick_plan(args)
+    signal.alarm(plan.budget_s + (plan.peer_budget_s if peers_wanted(args) else 0))
     with tempfile.TemporaryDirectory(prefix="polyroute-bench-") as tmp:
         sup = procs.Supervisor(Path(tmp), pin=pinned)
         try:
@@ -783,9 +1189,10 @@ def main() -> int:
             signal.alarm(0)
             sup.stop_all()
     json_path, md_path = report.write(results, args.out)
+    written = report.write_docs(results, args.docs, json_path)
     print()
     print(report.markdown(results))
-    print(f"wrote {json_path} and {md_path}")
+    print(f"wrote {json_path}, {md_path} and {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -13,6 +13,7 @@ outermost first (Starlette adds ServerErrorMiddleware outside and ExceptionMiddl
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 import time
@@ -341,6 +342,11 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
         await parts.request_log.start()
         await parts.discovery.start()
         parts.retention.start()
+        # Start-up leaves ~130k long-lived objects (routing tables, translators, SQLAlchemy, pydantic) that
+        # every full collection walked again: 66-68 ms pauses that were the gateway's p99 at load. Frozen,
+        # they are never scanned; the benchmark's p99 at 16 connections went from ~70 ms to ~10 ms.
+        gc.collect()
+        gc.freeze()
         if parts.ring is None:
             logger.warning(
                 "POLYROUTE_REQUIRE_API_KEY=false: accepting requests without a key, "
@@ -350,6 +356,7 @@ def _lifespan(parts: _Components, *, run_migrations: bool) -> Callable[[Starlett
         try:
             yield
         finally:
+            gc.unfreeze()  # what start-up froze may be collected again once this app is gone
             await parts.ip_filter.aclose()
             await parts.retention.aclose()
             await parts.limiter.aclose()
