@@ -1,14 +1,17 @@
-"""RedisLimiter against a real Redis: the shared scenarios, the reference model, server time, two processes, outages.
+"""RedisLimiter against a real Redis: the shared scenarios, the reference model, server time, two processes, outages,
+hundreds of concurrent requests, and writes whose answers are lost or that never reach Redis.
 
 The shared server (``POLYROUTE_TEST_REDIS_URL``, default redis://127.0.0.1:6379/0) gets a unique key
 prefix per test, deleted afterwards. Tests that stop Redis or flush its scripts start a private
-``redis-server`` on a free port. Without Redis they skip, unless CI or POLYROUTE_TEST_REQUIRE_SERVICES=1.
+``redis-server`` on a free port; tests that lose answers put a ``LossyProxy`` in front of the shared one.
+Without Redis they skip, unless CI or POLYROUTE_TEST_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import multiprocessing
 import os
 import secrets
@@ -19,14 +22,17 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import pytest
 import redis.asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from polyroute.core.keys import Budget, Limits
+from polyroute.api.access import Gate, Ticket
+from polyroute.core.keys import ApiKey, Budget, KeyType, Limits
+from polyroute.core.messages import Usage
 from polyroute.errors import LimiterUnavailableError
 from polyroute.limits.base import LEASE_TTL_S, Refusal
 from polyroute.limits.redis import RedisLimiter
@@ -242,7 +248,6 @@ async def test_a_redis_that_never_answers_times_out_as_limiter_unavailable() -> 
         try:
             calls = [
                 limiter.admit("key_x", Limits(max_concurrent=1), NO_BUDGET, now=T0, request_id="r"),
-                limiter.release("key_x", "lease"),
                 limiter.state("key_x", now=T0),
             ]
             for call in calls:
@@ -250,6 +255,10 @@ async def test_a_redis_that_never_answers_times_out_as_limiter_unavailable() -> 
                 with pytest.raises(LimiterUnavailableError):
                     await call
                 assert time.monotonic() - started < 2.0
+            started = time.monotonic()
+            await limiter.release("key_x", "lease")  # kept for a retry, not raised: the answer has gone out
+            assert time.monotonic() - started < 2.0
+            assert len(limiter._pending) == 1
         finally:
             await limiter.aclose()
 
@@ -308,12 +317,227 @@ async def test_scripts_are_loaded_again_after_a_flush_and_a_restart(private_redi
         private_redis.stop()
         with pytest.raises(LimiterUnavailableError):
             await limiter.admit("key_r", limits, NO_BUDGET, now=T0 + 2, request_id="c")
-        with pytest.raises(LimiterUnavailableError):
-            await limiter.charge("key_r", tokens=5, cost_usd=None, now=T0 + 2)
+        await limiter.charge("key_r", tokens=5, cost_usd=None, now=T0 + 2)  # never sent: kept for a retry
         private_redis.start()
         # A fresh server: no data, no scripts; the pooled connection is replaced and the script loaded.
         assert (await limiter.admit("key_r", limits, NO_BUDGET, now=T0 + 3, request_id="d")).admitted
-        assert (await limiter.state("key_r", now=T0 + 3)).requests["minute"] == 1
+        await drained(limiter)
+        state = await limiter.state("key_r", now=T0 + 3)
+        assert (state.requests["minute"], state.tokens["minute"]) == (1, 5)
     finally:
         await client.aclose()
         await limiter.aclose()
+
+
+async def drained(limiter: RedisLimiter, timeout_s: float = 10.0) -> None:
+    """Wait until every write the limiter kept for a retry has landed."""
+    deadline = time.monotonic() + timeout_s
+    while len(limiter._pending):
+        assert time.monotonic() < deadline, f"{len(limiter._pending)} writes still pending"
+        await asyncio.sleep(0.02)
+
+
+class LossyProxy:
+    """A TCP proxy in front of Redis that passes everything, loses every answer, or is down."""
+
+    def __init__(self, target_url: str) -> None:
+        parts = urlsplit(target_url)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 6379)
+        self._db = parts.path
+        self.mode: Literal["pass", "lose_answers", "down"] = "pass"
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> str:
+        """Listen on a free port; the URL to give the limiter."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}{self._db}"
+
+    def go_down(self) -> None:
+        """Drop every open connection and refuse new ones (until ``mode`` changes)."""
+        self.mode = "down"
+        for writer in self._writers:
+            writer.close()
+        self._writers.clear()
+
+    async def aclose(self) -> None:
+        self.go_down()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == "down":
+            writer.close()
+            return
+        upstream_reader, upstream_writer = await asyncio.open_connection(*self._target)
+        self._writers |= {writer, upstream_writer}
+        await asyncio.gather(
+            self._pump(reader, upstream_writer, answers=False), self._pump(upstream_reader, writer, answers=True)
+        )
+        self._writers -= {writer, upstream_writer}
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, answers: bool) -> None:
+        try:
+            while data := await source.read(65536):
+                if not (answers and self.mode == "lose_answers"):
+                    sink.write(data)
+                    await sink.drain()
+        except OSError:
+            pass
+        finally:
+            sink.close()
+
+
+@pytest.fixture
+async def proxy(redis_server: str) -> AsyncIterator[LossyProxy]:
+    """A ``LossyProxy`` in front of the shared Redis."""
+    created = LossyProxy(redis_server)
+    yield created
+    await created.aclose()
+
+
+def _key(limits: Limits, budget: Budget = NO_BUDGET) -> ApiKey:
+    return ApiKey(
+        id=f"key_{secrets.token_hex(4)}",
+        type=KeyType.FULL,
+        digest="0" * 64,
+        display="pr_test",
+        limits=limits,
+        budget=budget,
+        created_at=T0,
+    )
+
+
+@pytest.mark.parametrize("pool", [8, None], ids=["8_connections", "default_pool"])
+async def test_hundreds_of_concurrent_requests_are_admitted_settled_and_leave_no_lease(
+    redis_server: str, prefix: str, pool: int | None
+) -> None:
+    """Regression: 64+ concurrent requests per worker got 503 (MaxConnectionsError), leaked leases, lost charges."""
+    sizing: dict[str, Any] = {} if pool is None else {"max_connections": pool, "pool_timeout_s": 30.0}
+    limiter = RedisLimiter(redis_server, prefix=prefix, **sizing)
+    gate = Gate(limiter)
+    key = _key(
+        Limits(requests_per_minute=10**6, tokens_per_minute=10**9, max_concurrent=10**4), Budget(daily_usd=10.0**6)
+    )
+    requests = 600
+    try:
+
+        async def one(number: int) -> None:
+            admission = await limiter.admit(key.id, key.limits, key.budget, now=time.time(), request_id=str(number))
+            assert admission.admitted and admission.lease is not None
+            await asyncio.sleep(0)
+            await gate.settle(Ticket(key, admission), Usage(input_tokens=3, output_tokens=4), 0.001)
+
+        await asyncio.gather(*(one(number) for number in range(requests)))
+        connections = limiter._redis.connection_pool
+        assert len(connections._available_connections) + len(connections._in_use_connections) <= (pool or 128)
+        assert len(limiter._pending) == 0  # nothing needed a retry
+        state = await limiter.state(key.id, now=time.time())
+        assert (state.requests["minute"], state.concurrent, state.tokens["minute"]) == (requests, 0, 7 * requests)
+        assert state.spend_usd["total"] == pytest.approx(0.001 * requests)
+    finally:
+        await limiter.aclose()
+
+
+async def test_an_admission_that_waits_too_long_for_a_connection_is_refused_and_takes_nothing(
+    redis_server: str, prefix: str
+) -> None:
+    limiter = RedisLimiter(redis_server, prefix=prefix, max_connections=1, pool_timeout_s=0.05)
+    limits = Limits(requests_per_minute=10, max_concurrent=5)
+    try:
+        limiter._slots.free = 0  # the only connection is busy
+        with pytest.raises(LimiterUnavailableError, match="no free connection within 0.05 s") as caught:
+            await limiter.admit("key_busy", limits, NO_BUDGET, now=T0, request_id="r")
+        assert (caught.value.status_code, caught.value.code) == (503, "limiter_unavailable")
+        assert len(limiter._pending) == 0  # never sent: nothing to give back
+        limiter._slots.release()
+        state = await limiter.state("key_busy", now=T0)
+        assert (state.requests["minute"], state.concurrent) == (0, 0)
+    finally:
+        await limiter.aclose()
+
+
+async def test_an_admission_whose_answer_is_lost_gives_back_its_lease(
+    redis_server: str, prefix: str, proxy: LossyProxy
+) -> None:
+    limiter = RedisLimiter(await proxy.start(), prefix=prefix, clock="caller", timeout_s=0.2)
+    direct = redis.asyncio.Redis.from_url(redis_server)
+    limits = Limits(requests_per_minute=10, max_concurrent=5)
+    leases = f"{prefix}{{key_lost}}:lease"
+    try:
+        kept = await limiter.admit("key_lost", limits, NO_BUDGET, now=T0, request_id="a")
+        proxy.mode = "lose_answers"
+        with pytest.raises(LimiterUnavailableError):
+            await limiter.admit("key_lost", limits, NO_BUDGET, now=T0 + 1, request_id="b")
+        assert await direct.zcard(leases) == 2  # the script ran; only its answer was lost
+        await asyncio.sleep(0.5)  # the undoing is due, and cannot get through yet
+        assert (await direct.zcard(leases), len(limiter._pending)) == (2, 1)
+        proxy.mode = "pass"
+        await drained(limiter)
+        assert await direct.zrange(leases, 0, -1) == [kept.lease.encode() if kept.lease else b""]
+        state = await limiter.state("key_lost", now=T0 + 1)
+        assert (state.requests["minute"], state.concurrent) == (1, 1)
+    finally:
+        await direct.aclose()
+        await limiter.aclose()
+
+
+async def test_a_settle_that_cannot_reach_redis_is_retried_until_it_lands(
+    prefix: str, proxy: LossyProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RedisLimiter(await proxy.start(), prefix=prefix, timeout_s=0.2)
+    key = _key(Limits(tokens_per_minute=10**6, max_concurrent=3), Budget(total_usd=100.0))
+    try:
+        admission = await limiter.admit(key.id, key.limits, key.budget, now=time.time(), request_id="r")
+        proxy.go_down()
+        await Gate(limiter).settle(Ticket(key, admission), Usage(input_tokens=10, output_tokens=5), 0.25)
+        assert len(limiter._pending) == 2  # the release and the charge, neither sent
+        await asyncio.sleep(0.3)  # a few attempts while Redis stays out of reach
+        proxy.mode = "pass"
+        await drained(limiter)
+        state = await limiter.state(key.id, now=time.time())
+        assert (state.concurrent, state.tokens["minute"], state.spend_usd["total"]) == (0, 15, 0.25)
+        assert not [record for record in caplog.records if record.levelno >= logging.WARNING]
+    finally:
+        await limiter.aclose()
+
+
+async def test_a_charge_whose_answer_is_lost_is_counted_once_and_logged(
+    prefix: str, proxy: LossyProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    limiter = RedisLimiter(await proxy.start(), prefix=prefix, clock="caller", timeout_s=0.2)
+    limits = Limits(tokens_per_minute=1000)
+    try:
+        await limiter.admit("key_charge", limits, NO_BUDGET, now=T0, request_id="r")
+        proxy.mode = "lose_answers"
+        await limiter.charge("key_charge", tokens=7, cost_usd=None, now=T0)
+        assert len(limiter._pending) == 0  # it may have run: not sent again
+        assert "a charge of 7 tokens, None USD got no answer and may not be recorded" in caplog.text
+        proxy.mode = "pass"
+        assert (await limiter.state("key_charge", now=T0)).tokens["minute"] == 7
+    finally:
+        await limiter.aclose()
+
+
+async def test_writes_beyond_the_retry_queue_are_dropped_and_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    limiter = RedisLimiter(f"redis://127.0.0.1:{port}/0", timeout_s=0.2, max_pending=2)
+    limiter._plans["key_gone"] = 7  # as if admitted with token limits and a budget
+    try:
+        for number in range(3):
+            await limiter.release("key_gone", f"lease-{number}")
+        await limiter.charge("key_gone", tokens=9, cost_usd=0.5, now=T0)
+        assert len(limiter._pending) == 2
+        # The first drop is reported at once, later ones together at most every 10 s (here: at the close,
+        # with the two writes still pending then).
+        assert [record.getMessage().split(": ", 1)[1] for record in caplog.records] == [
+            "1 lease releases (they expire after 900 s), 0 charges (0 tokens, 0.000000 USD not counted)"
+        ]
+    finally:
+        await limiter.aclose()
+    assert caplog.records[-1].getMessage().split(": ", 1)[1] == (
+        "2 lease releases (they expire after 900 s), 1 charges (9 tokens, 0.500000 USD not counted)"
+    )

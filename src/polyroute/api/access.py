@@ -148,17 +148,21 @@ class Gate:
         return Ticket(key, admission)
 
     async def settle(self, ticket: Ticket | None, usage: Usage | None, cost_usd: float | None) -> None:
-        """Give back the lease and charge what the request used."""
+        """Give back the lease and charge what the request used (each attempted whatever the other did)."""
         if ticket is None or ticket.admission is None:
             return
         tokens = 0
         if usage is not None:
             tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
-        try:
-            if ticket.admission.lease is not None:
-                await self.limiter.release(ticket.key.id, ticket.admission.lease)
-            if tokens or cost_usd:
-                await self.limiter.charge(ticket.key.id, tokens=tokens, cost_usd=cost_usd, now=time.time())
-        except LimiterUnavailableError as exc:
-            # The answer has gone out; the lease expires on its own. Say what was not counted.
-            logger.error("key %s: usage not charged (%s tokens, %s USD): %s", ticket.key.id, tokens, cost_usd, exc)
+        key_id = ticket.key.id
+        if ticket.admission.lease is not None:
+            try:
+                await self.limiter.release(key_id, ticket.admission.lease)
+            except LimiterUnavailableError as exc:
+                # The answer has gone out; the lease expires on its own.
+                logger.error("key %s: lease not given back: %s", key_id, exc)
+        if tokens or cost_usd:
+            try:
+                await self.limiter.charge(key_id, tokens=tokens, cost_usd=cost_usd, now=time.time())
+            except LimiterUnavailableError as exc:
+                logger.error("key %s: usage not charged (%s tokens, %s USD): %s", key_id, tokens, cost_usd, exc)

@@ -3,17 +3,24 @@
 Scripts read the time from Redis (``TIME``), so every host agrees on windows and budget periods
 whatever its own clock says; ``clock="caller"`` uses the ``now`` passed in instead (tests, replays).
 All keys of one API key share a ``{key_id}`` hash tag, so a script touches one cluster slot.
-Needs Redis 6.0 or later (``KEEPTTL``). The data layout is described in docs/architecture.md ("Limits").
+Needs Redis 6.0 or later (``KEEPTTL``). The data layout, the connection pool and the retries of
+writes that did not land are described in docs/architecture.md ("Limits").
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import logging
 import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from redis.asyncio import Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -33,6 +40,8 @@ from polyroute.limits.base import (
     Refusal,
     Window,
 )
+
+logger = logging.getLogger(__name__)
 
 _US: Final = 1_000_000
 _SPEND_GRACE_S: Final = 3600
@@ -301,6 +310,12 @@ return 1
 """
 )
 
+_FORGET: Final = """
+-- KEYS: 1 admissions, 2 leases. ARGV: 1 the member proposed by an admission whose answer was lost.
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('ZREM', KEYS[2], ARGV[1])
+"""
+
 _STATE: Final = (
     _PRELUDE
     + """
@@ -325,6 +340,15 @@ _ADMITTED: Final = Admission(admitted=True)
 _TOKENS_MINUTE: Final = 1
 _TOKENS_DAY: Final = 2
 _SPEND: Final = 4
+_FAILURES: Final = (RedisConnectionError, RedisTimeoutError, ReadOnlyError)
+"""What makes Redis "unavailable" (anything else is a bug or a misconfigured server, and is raised as it is)."""
+_RETRY_FIRST_S: Final = 0.05
+_RETRY_MAX_S: Final = 2.0
+"""Backoff between attempts at a pending write while Redis does not answer."""
+_DROP_REPORT_S: Final = 10.0
+"""Dropped pending writes are logged at most this often (a count and what they carried)."""
+_CLOSE_WAIT_S: Final = 1.0
+"""How long ``aclose`` gives pending writes to land before they are logged as lost."""
 
 
 class _Script:
@@ -339,7 +363,81 @@ class _Script:
 
 _ADMIT_SCRIPT: Final = _Script(_ADMIT)
 _CHARGE_SCRIPT: Final = _Script(_CHARGE)
+_FORGET_SCRIPT: Final = _Script(_FORGET)
 _STATE_SCRIPT: Final = _Script(_STATE)
+
+
+class _UnsentError(RedisConnectionError):
+    """No connection could be had (none free in time, or none could be opened): the command never left."""
+
+
+class _Pool(ConnectionPool):
+    """The connection pool, whose failure to hand out a connection is an ``_UnsentError``."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise _UnsentError(type(exc).__name__) from exc
+
+
+class _Slots:
+    """The pool's connections as slots: a command takes one, or waits for one in arrival order.
+
+    Not redis-py's ``BlockingConnectionPool``: a connection it frees can be taken by a newcomer before
+    the waiter it woke, and under load some waiters starved until their timeout while the median wait
+    was short. Here a freed slot goes to the longest waiter, and taking a free one does not suspend.
+    """
+
+    __slots__ = ("free", "waiters")
+
+    def __init__(self, size: int) -> None:
+        self.free = size
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    async def wait(self, timeout_s: float) -> None:
+        """Wait for a slot (the caller found none free).
+
+        Raises:
+            _UnsentError: none came within ``timeout_s``.
+        """
+        waiter = asyncio.get_running_loop().create_future()
+        self.waiters.append(waiter)
+        try:
+            async with asyncio.timeout(timeout_s):
+                await waiter
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as the wait ended: pass it on
+            elif waiter in self.waiters:  # not yet skipped by a release
+                self.waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise _UnsentError(f"no free connection within {timeout_s:g} s") from None
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the longest waiter, else to the free ones."""
+        waiters = self.waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():  # a waiter whose wait has just ended is skipped
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
+@dataclass(frozen=True, slots=True)
+class _Write:
+    """A write that Redis did not take when it was made, retried in the background."""
+
+    script: _Script | None
+    """None for a lease's ``ZREM``."""
+    key_id: str
+    args: tuple[str, ...]
+    not_before: float
+    """``loop.time()`` before which it is not sent."""
+    tokens: int = 0
+    cost_usd: float | None = None
 
 
 def _arg(value: float | None) -> str:
@@ -347,7 +445,17 @@ def _arg(value: float | None) -> str:
 
 
 def _unavailable(exc: Exception) -> LimiterUnavailableError:
-    return LimiterUnavailableError(f"the rate limiter (Redis) is unavailable: {type(exc).__name__}")
+    name = str(exc) if isinstance(exc, _UnsentError) else type(exc).__name__
+    return LimiterUnavailableError(f"the rate limiter (Redis) is unavailable: {name}")
+
+
+def _may_have_run(exc: LimiterUnavailableError) -> bool:
+    """Whether the command behind a failure may have run: it was sent, and its answer is what was lost.
+
+    A read-only replica (``READONLY``, after a failover) refuses a script at its first write, and every
+    script here writes before it changes anything else.
+    """
+    return not isinstance(exc.__cause__, (_UnsentError, ReadOnlyError))
 
 
 class RedisLimiter:
@@ -358,34 +466,49 @@ class RedisLimiter:
         prefix: prepended to every key this limiter writes.
         clock: ``"server"`` reads Redis's clock in every script (hosts need not agree on the time);
             ``"caller"`` uses the ``now`` passed to each call.
-        timeout_s: connect and read timeout; a slower Redis raises ``LimiterUnavailableError``.
+        timeout_s: connect and reply timeout; a slower Redis raises ``LimiterUnavailableError``.
+        max_connections: the pool's size; more concurrent commands wait for a free connection.
+        pool_timeout_s: how long a command waits for a free connection before Redis counts as unavailable.
+        max_pending: writes kept for a retry while Redis does not answer; more are dropped and logged.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0913 - keyword-only settings, each with a default
         self,
         url: str,
         *,
         prefix: str = "polyroute:",
         clock: Literal["server", "caller"] = "server",
         timeout_s: float = 0.5,
+        max_connections: int = 128,
+        pool_timeout_s: float = 2.0,
+        max_pending: int = 10_000,
     ) -> None:
         # One retry, on a broken connection only (a pooled connection to a restarted server): a timed-out
         # script may have run, and running it twice would count the request twice.
-        self._redis = Redis.from_url(
+        pool = _Pool.from_url(
             url,
+            max_connections=max_connections,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         )
+        self._redis = Redis.from_pool(pool)
+        self._slots = _Slots(max_connections)
+        self._pool_timeout_s = pool_timeout_s
         self._prefix = prefix
         self._caller_clock = clock == "caller"
+        self._timeout_s = timeout_s
         self._plans: dict[str, int] = {}
         """What ``charge`` records per key, from its latest admission through this object."""
         self._nonce = secrets.token_hex(6)
         self._ids = itertools.count(1)
+        self._pending = _Backlog(self._write, max_pending=max_pending)
 
     async def admit(self, key_id: str, limits: Limits, budget: Budget, *, now: float, request_id: str) -> Admission:
         """Check and count the request in one script (``now`` is used only with ``clock="caller"``).
+
+        When the answer is lost after the script may have run, what it may have taken (a lease, an
+        admission) is given back in the background.
 
         Raises:
             LimiterUnavailableError: Redis did not answer in time.
@@ -399,9 +522,10 @@ class RedisLimiter:
             | (limits.tokens_per_day is not None) * _TOKENS_DAY
             | (not unbudgeted) * _SPEND
         )
+        member = f"{self._nonce}-{next(self._ids):x}"
         args = (
             self._now(now),
-            f"{self._nonce}-{next(self._ids):x}",
+            member,
             _arg(limits.requests_per_minute),
             _arg(limits.requests_per_hour),
             _arg(limits.requests_per_day),
@@ -414,7 +538,16 @@ class RedisLimiter:
             _arg(budget.total_usd),
             repr(budget.warn_fraction),
         )
-        refusal, retry_us, limit, remaining, reset_us, lease, warning = await self._run(_ADMIT_SCRIPT, key_id, args)
+        try:
+            reply = await self._call(_ADMIT_SCRIPT, key_id, args)
+        except LimiterUnavailableError as exc:
+            if _may_have_run(exc):
+                self._forget(key_id, member)
+            raise
+        except asyncio.CancelledError:
+            self._forget(key_id, member)
+            raise
+        refusal, retry_us, limit, remaining, reset_us, lease, warning = reply
         window = None if limit < 0 else Window(limit=limit, remaining=remaining, reset_s=reset_us / _US)
         if refusal:
             return Admission(
@@ -427,21 +560,19 @@ class RedisLimiter:
         return Admission(admitted=True, window=window, lease=lease.decode() or None, budget_warning=bool(warning))
 
     async def release(self, key_id: str, lease: str) -> None:
-        """Give back a lease (idempotent).
-
-        Raises:
-            LimiterUnavailableError: Redis did not answer in time.
-        """
+        """Give back a lease (idempotent); when Redis does not take it now, it is retried in the background."""
         try:
-            await self._redis.zrem(self._keys(key_id)[1], lease)
-        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
-            raise _unavailable(exc) from exc
+            await self._call(None, key_id, (lease,))
+        except (LimiterUnavailableError, asyncio.CancelledError) as exc:
+            self._pending.add(_Write(None, key_id, (lease,), 0.0))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
 
     async def charge(self, key_id: str, *, tokens: int, cost_usd: float | None, now: float) -> None:
         """Record tokens and cost in one script, for what the key's latest admission here limited.
 
-        Raises:
-            LimiterUnavailableError: Redis did not answer in time.
+        A charge that never reached Redis is retried in the background. One whose answer was lost is
+        not (it may have been counted, and a charge counted twice is worse than one logged as lost).
         """
         plan = self._plans.get(key_id, 0)
         charge_tokens = tokens > 0 and plan & (_TOKENS_MINUTE | _TOKENS_DAY)
@@ -455,7 +586,14 @@ class RedisLimiter:
             "1" if plan & _TOKENS_DAY else "0",
             _arg(cost_usd) if charge_cost else "",
         )
-        await self._run(_CHARGE_SCRIPT, key_id, args)
+        try:
+            await self._call(_CHARGE_SCRIPT, key_id, args)
+        except LimiterUnavailableError as exc:
+            write = _Write(_CHARGE_SCRIPT, key_id, args, 0.0, tokens, cost_usd)
+            if _may_have_run(exc):
+                _log_unanswered(write, exc)
+            else:
+                self._pending.add(write)
 
     async def state(self, key_id: str, *, now: float) -> KeyState:
         """The key's counts, read in one script.
@@ -463,7 +601,7 @@ class RedisLimiter:
         Raises:
             LimiterUnavailableError: Redis did not answer in time.
         """
-        answer = await self._run(_STATE_SCRIPT, key_id, (self._now(now),))
+        answer = await self._call(_STATE_SCRIPT, key_id, (self._now(now),))
         return KeyState(
             requests={name: int(count) for (name, _), count in zip(REQUEST_WINDOWS_S, answer[0:3], strict=True)},
             tokens={name: int(count) for (name, _), count in zip(TOKEN_WINDOWS_S, answer[3:5], strict=True)},
@@ -474,7 +612,8 @@ class RedisLimiter:
         )
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Give pending writes a last chance (``_CLOSE_WAIT_S``), then close the connection pool."""
+        await self._pending.aclose(_CLOSE_WAIT_S)
         await self._redis.aclose()
 
     def _now(self, now: float) -> str:
@@ -492,13 +631,154 @@ class RedisLimiter:
             base + "usd",
         )
 
-    async def _run(self, script: _Script, key_id: str, args: tuple[str, ...]) -> Any:
+    def _forget(self, key_id: str, member: str) -> None:
+        # Sent one timeout later: an admission stuck in a stalled Redis is then most likely done before
+        # its undoing arrives (the two travel on different connections). Should it land later still,
+        # its lease expires after LEASE_TTL_S like a crashed worker's.
+        not_before = asyncio.get_running_loop().time() + self._timeout_s
+        self._pending.add(_Write(_FORGET_SCRIPT, key_id, (member,), not_before))
+
+    def _write(self, write: _Write) -> Awaitable[Any]:
+        return self._call(write.script, write.key_id, write.args)
+
+    async def _call(self, script: _Script | None, key_id: str, args: tuple[str, ...]) -> Any:
+        """Run a script (None: ``ZREM`` the leases in ``args``) on a pooled connection, once one is free.
+
+        Raises:
+            LimiterUnavailableError: no connection could be had in time, or Redis did not answer in time.
+        """
         keys = self._keys(key_id)
+        command = ("ZREM", keys[1], *args) if script is None else ("EVALSHA", script.sha, len(keys), *keys, *args)
+        slots = self._slots
+        if slots.free and not slots.waiters:
+            slots.free -= 1
+        else:
+            try:
+                await slots.wait(self._pool_timeout_s)
+            except _UnsentError as exc:
+                raise _unavailable(exc) from exc
+        redis = self._redis
         try:
             try:
-                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
+                return await redis.execute_command(*command)  # type: ignore[no-untyped-call]
             except NoScriptError:
-                await self._redis.script_load(script.source)
-                return await self._redis.evalsha(script.sha, len(keys), *keys, *args)
-        except (RedisConnectionError, RedisTimeoutError, ReadOnlyError) as exc:
+                if script is None:
+                    raise
+                await redis.execute_command("SCRIPT LOAD", script.source)  # type: ignore[no-untyped-call]
+                return await redis.execute_command(*command)  # type: ignore[no-untyped-call]
+        except _FAILURES as exc:
             raise _unavailable(exc) from exc
+        finally:
+            slots.release()
+
+
+def _describe(write: _Write) -> str:
+    if write.script is None:
+        return "a lease's release (it expires on its own)"
+    if write.script is _FORGET_SCRIPT:
+        return "the undoing of an unanswered admission (its lease expires on its own)"
+    return f"a charge of {write.tokens} tokens, {write.cost_usd} USD"
+
+
+def _log_unanswered(write: _Write, exc: LimiterUnavailableError) -> None:
+    logger.error("key %s: %s got no answer and may not be recorded: %s", write.key_id, _describe(write), exc)
+
+
+class _Backlog:
+    """Writes that Redis did not take, sent again in order by one background task once it answers.
+
+    Bounded by ``max_pending``: beyond it new writes are dropped, counted, and logged at most every
+    ``_DROP_REPORT_S``. A release or an undone admission is retried until it lands (both are
+    idempotent); a charge is retried only while it never reached Redis.
+    """
+
+    def __init__(self, write: Callable[[_Write], Awaitable[None]], *, max_pending: int) -> None:
+        self._write = write
+        self._max_pending = max_pending
+        self._queue: deque[_Write] = deque()
+        self._task: asyncio.Task[None] | None = None
+        self._dropped = _Dropped()
+        self._reported_at = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, write: _Write) -> None:
+        if len(self._queue) >= self._max_pending:
+            self._drop(write)
+            self._report(force=False)
+            return
+        self._queue.append(write)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def aclose(self, wait_s: float) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            done, _ = await asyncio.wait([task], timeout=wait_s)
+            if not done:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        while self._queue:
+            self._drop(self._queue.popleft())
+        self._report(force=True)
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        backoff = _RETRY_FIRST_S
+        while self._queue:
+            write = self._queue[0]
+            if (wait_s := write.not_before - loop.time()) > 0:
+                await asyncio.sleep(wait_s)
+                continue
+            try:
+                await self._write(write)
+            except LimiterUnavailableError as exc:
+                if write.script is _CHARGE_SCRIPT and _may_have_run(exc):
+                    _log_unanswered(write, exc)
+                else:
+                    await asyncio.sleep(backoff)
+                    backoff = min(2 * backoff, _RETRY_MAX_S)
+                    continue
+            except Exception:  # a background task: log, and go on with the next write
+                logger.exception("key %s: %s failed", write.key_id, _describe(write))
+            self._queue.popleft()
+            backoff = _RETRY_FIRST_S
+
+    def _drop(self, write: _Write) -> None:
+        dropped = self._dropped
+        if write.script is _CHARGE_SCRIPT:
+            dropped.charges += 1
+            dropped.tokens += write.tokens
+            dropped.cost_usd += write.cost_usd or 0.0
+        else:
+            dropped.releases += 1
+
+    def _report(self, *, force: bool) -> None:
+        now = time.monotonic()
+        dropped = self._dropped
+        if not (dropped.releases or dropped.charges) or (now < self._reported_at + _DROP_REPORT_S and not force):
+            return
+        self._reported_at = now
+        logger.error(
+            "limiter writes lost (Redis did not take them; %d still pending): %d lease releases (they expire "
+            "after %.0f s), %d charges (%d tokens, %.6f USD not counted)",
+            len(self._queue),
+            dropped.releases,
+            LEASE_TTL_S,
+            dropped.charges,
+            dropped.tokens,
+            dropped.cost_usd,
+        )
+        self._dropped = _Dropped()
+
+
+@dataclass(slots=True)
+class _Dropped:
+    """Writes dropped since the last report."""
+
+    releases: int = 0
+    """Lease releases and undone admissions."""
+    charges: int = 0
+    tokens: int = 0
+    cost_usd: float = 0.0
