@@ -19,13 +19,15 @@ import struct
 import zlib
 from collections import defaultdict, deque
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
+import httpx
 from aiohttp import web
 
 from tests.fakes import LoopbackServer, Reply
-from tests.gateway_fixtures import UPSTREAM_KEY
+from tests.gateway_fixtures import ADMIN_KEY, UPSTREAM_KEY, RunningGateway, start_gateway
 
 CREATED = 1_713_833_628
 REVISED = "A fluffy orange cat sitting on a windowsill, watercolour"
@@ -212,3 +214,16 @@ def image_routing(fake: FakeImageApis) -> dict[str, Any]:
         "aliases": {"painter": "polli/flux"},
         "fallbacks": {"polli/flux": ["gem/gemini-2.5-flash-image"]},
     }
+
+
+def image_gateway(apis: FakeImageApis, data_dir: Path) -> RunningGateway:
+    """A gateway in front of the fake (which hands out loopback URLs: fetching them needs private addresses)."""
+    return start_gateway(image_routing(apis), data_dir, image_fetch_private=True)
+
+
+def reset_for_test(apis: FakeImageApis, gateway: RunningGateway) -> FakeImageApis:
+    """Forget earlier calls, and close any breaker an earlier test opened."""
+    apis.reset()
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
+        assert admin.post("/api/resilience/reset", json={}).status_code == 200
+    return apis

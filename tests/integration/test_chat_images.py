@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from tests.fakes import Reply, error_body
-from tests.gateway_fixtures import ADMIN_KEY, RunningGateway, start_gateway
-from tests.image_fakes import PNG_B64, POLLINATIONS_KEY, FakeImageApis, image_routing
+from tests.gateway_fixtures import ADMIN_KEY, RunningGateway
+from tests.image_fakes import PNG_B64, POLLINATIONS_KEY, FakeImageApis, image_gateway, reset_for_test
 
 FORMAT_HEADER = "X-Polyroute-Image-Format"
 DATA_URL = f"data:image/png;base64,{PNG_B64}"
@@ -29,17 +29,14 @@ def apis() -> Iterator[FakeImageApis]:
 
 @pytest.fixture(scope="module")
 def gateway(apis: FakeImageApis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    running = start_gateway(image_routing(apis), tmp_path_factory.mktemp("chat-images"), image_fetch_private=True)
+    running = image_gateway(apis, tmp_path_factory.mktemp("chat-images"))
     yield running
     running.stop()
 
 
 @pytest.fixture
 def fake(apis: FakeImageApis, gateway: RunningGateway) -> FakeImageApis:
-    apis.reset()
-    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        assert admin.post("/api/resilience/reset", json={}).status_code == 200
-    return apis
+    return reset_for_test(apis, gateway)
 
 
 @pytest.fixture

@@ -24,7 +24,9 @@ from tests.image_fakes import (
     FakeImageApis,
     gemini_answer,
     gpt_image_answer,
+    image_gateway,
     image_routing,
+    reset_for_test,
 )
 
 DRAWER = "gemini-2.5-flash-image"
@@ -40,18 +42,14 @@ def apis() -> Iterator[FakeImageApis]:
 
 @pytest.fixture(scope="module")
 def gateway(apis: FakeImageApis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningGateway]:
-    # The fake hands out loopback URLs: fetching them for b64_json needs private addresses allowed.
-    running = start_gateway(image_routing(apis), tmp_path_factory.mktemp("images"), image_fetch_private=True)
+    running = image_gateway(apis, tmp_path_factory.mktemp("images"))
     yield running
     running.stop()
 
 
 @pytest.fixture
 def fake(apis: FakeImageApis, gateway: RunningGateway) -> FakeImageApis:
-    apis.reset()
-    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {ADMIN_KEY}"}) as admin:
-        assert admin.post("/api/resilience/reset", json={}).status_code == 200
-    return apis
+    return reset_for_test(apis, gateway)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from typing import Any, Final
 import orjson
 from starlette.types import Message, Scope, Send
 
+from polyroute.api.access import Ticket
 from polyroute.api.model_types import wrong_endpoint
 from polyroute.api.outcome import Outcome
 from polyroute.api.services import Services
@@ -121,6 +122,15 @@ def plan_request(
     if kind is not ModelType.TEXT and not (images and kind is ModelType.IMAGE):
         raise wrong_endpoint(model, kind, ModelType.TEXT)
     return plan
+
+
+async def finish_request(services: Services, scope: Scope, outcome: Outcome, ticket: Ticket | None) -> None:
+    """After the answer: its cost, the key's charge and lease, and the request-log row (always)."""
+    try:
+        outcome.price(services.prices)
+        await services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
+    finally:
+        outcome.record(services.request_log, scope)
 
 
 def session_of(scope: Scope) -> bytes | None:

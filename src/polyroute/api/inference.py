@@ -16,7 +16,7 @@ import orjson
 from starlette.types import Message, Receive, Scope, Send
 
 from polyroute.api.access import Ticket
-from polyroute.api.attempts import Attempts, Try, plan_request
+from polyroute.api.attempts import Attempts, Try, finish_request, plan_request
 from polyroute.api.outcome import Outcome
 from polyroute.api.pipeline import (
     JSON_HEADERS,
@@ -93,11 +93,7 @@ class InferenceEndpoint:
 
     async def finish(self, scope: Scope, outcome: Outcome, ticket: Ticket | None) -> None:
         """After the answer: its cost, the key's charge and lease, and the request-log row (always)."""
-        try:
-            outcome.price(self.services.prices)
-            await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
-        finally:
-            outcome.record(self.services.request_log, scope)
+        await finish_request(self.services, scope, outcome, ticket)
 
     async def parse(self, scope: Scope, payload: dict[str, Any]) -> ChatRequest:
         """The canonical request (the model as the client named it)."""

@@ -9,14 +9,13 @@ type is a 400 that names the endpoint that serves it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from starlette.types import Receive, Scope, Send
 
 from polyroute.api.access import Ticket
-from polyroute.api.attempts import Attempts, Try
+from polyroute.api.attempts import Attempts, Try, finish_request
 from polyroute.api.model_types import wrong_endpoint
 from polyroute.api.outcome import Outcome
 from polyroute.api.responses import ClientDisconnectedError
@@ -108,12 +107,4 @@ class MediaEndpoint(Generic[R]):
         except ClientDisconnectedError:
             outcome.fail(499, "client_disconnected")
         finally:
-            try:
-                outcome.price(self.services.prices)
-                await self.services.gate.settle(ticket, outcome.usage, outcome.cost_usd)
-            finally:
-                outcome.record(self.services.request_log, scope)
-
-
-Handler = Callable[[MediaCall[Any]], Awaitable[None]]
-"""Serves one attempt of a media request through one media API."""
+            await finish_request(self.services, scope, outcome, ticket)
